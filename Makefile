@@ -1,0 +1,27 @@
+# Two commands: `make demo` (the main job on the embedded synthetic default) and `make test`.
+# Both create .venv in the checkout when it is missing and reuse it otherwise.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test venv clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) tools/run_demo.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,25 @@
+"""Benchmarks behind `tools/benchmark.py` (one module per subcommand) and the BENCHMARKS.md writer."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+
+import torch
+
+
+def environment_line(device: str = "cpu") -> str:
+    """One line naming the device, torch version, threads and date, for the head of a results table."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        dev = torch.cuda.get_device_name(torch.device(device))
+    else:
+        dev = f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    return f"device: {dev}; torch {torch.__version__}; date {datetime.date.today().isoformat()}"
+
+
+def append_to_benchmarks_md(title: str, body_markdown: str, command: str, path: str = "BENCHMARKS.md") -> None:
+    """Append a section (title, the command that produced it, the table) to BENCHMARKS.md."""
+    section = f"\n## {title}\n\nCommand: `{command}`\n\n{body_markdown.rstrip()}\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(section)

@@ -1,0 +1,218 @@
+"""Configuration: the default tree (`defaults.get_cfg`) and strict merging of YAML files and overrides."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import os
+from typing import Any, Iterable, Sequence
+
+import yaml
+from yacs.config import CfgNode
+
+from slowfast.config.defaults import get_cfg
+
+__all__ = [
+    "ConfigError",
+    "get_cfg",
+    "merge_from_file",
+    "merge_from_list",
+    "merge_dict",
+    "validate_cfg",
+    "all_keys",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message that names the key (and file) at fault."""
+
+
+def all_keys(cfg: CfgNode, prefix: str = "") -> list[str]:
+    """Every leaf key of `cfg` as a dotted path, in definition order."""
+    keys = []
+    for k, v in cfg.items():
+        full = f"{prefix}{k}"
+        if isinstance(v, CfgNode):
+            keys.extend(all_keys(v, full + "."))
+        else:
+            keys.append(full)
+    return keys
+
+
+def _closest(key: str, cfg: CfgNode) -> list[str]:
+    candidates = all_keys(cfg)
+    close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.6)
+    if not close:
+        leaf = key.split(".")[-1]
+        by_leaf = {c.split(".")[-1]: c for c in candidates}
+        close = [by_leaf[m] for m in difflib.get_close_matches(leaf, list(by_leaf), n=3, cutoff=0.6)]
+    return close
+
+
+def _unknown_key(key: str, root: CfgNode, source: str) -> ConfigError:
+    close = _closest(key, root)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return ConfigError(f"unknown config key {key}{source}{hint}")
+
+
+def _type_name(v: Any) -> str:
+    return "None" if v is None else type(v).__name__
+
+
+def _coerce(value: Any, default: Any, key: str, source: str) -> Any:
+    """Return `value` converted to the type of `default`, or raise a ConfigError naming both types."""
+    if isinstance(value, CfgNode) or isinstance(default, CfgNode):
+        raise ConfigError(
+            f"config key {key}{source}: expected {_type_name(default)}, got {_type_name(value)}"
+        )
+    if default is None or value is None:
+        # Keys whose default is None take a string, number or list; a None value clears any key
+        # that may be None (only those whose default is None or a string path/choice).
+        if value is None and default is not None and not isinstance(default, str):
+            raise ConfigError(f"config key {key}{source}: expected {_type_name(default)}, got None")
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    elif isinstance(default, (list, tuple)):
+        if isinstance(value, (list, tuple)):
+            return type(default)(value)
+    raise ConfigError(
+        f"config key {key}{source}: expected {_type_name(default)}, got {_type_name(value)} ({value!r})"
+    )
+
+
+def _set(cfg: CfgNode, key: str, value: Any, source: str, root: CfgNode) -> None:
+    node = cfg
+    parts = key.split(".")
+    for p in parts[:-1]:
+        if p not in node or not isinstance(node[p], CfgNode):
+            raise _unknown_key(key, root, source)
+        node = node[p]
+    leaf = parts[-1]
+    if leaf not in node:
+        raise _unknown_key(key, root, source)
+    if isinstance(node[leaf], CfgNode):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key}{source}: expected a mapping, got {_type_name(value)}")
+        for k, v in value.items():
+            _set(cfg, f"{key}.{k}", v, source, root)
+        return
+    node[leaf] = _coerce(value, node[leaf], key, source)
+
+
+def merge_dict(cfg: CfgNode, values: dict, source: str = "") -> CfgNode:
+    """Merge a nested mapping into `cfg` with the strict key and type checks."""
+    was_frozen = cfg.is_frozen()
+    cfg.defrost()
+    try:
+        for k, v in values.items():
+            _set(cfg, str(k), v, source, cfg)
+    finally:
+        if was_frozen:
+            cfg.freeze()
+    return cfg
+
+
+def merge_from_file(cfg: CfgNode, path: str) -> CfgNode:
+    """Merge a YAML file; `_BASE_: other.yaml` (relative to the file) is merged first."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    base = data.pop("_BASE_", None)
+    if base:
+        merge_from_file(cfg, os.path.join(os.path.dirname(path), base))
+    return merge_dict(cfg, data, source=f" (in {path})")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def merge_from_list(cfg: CfgNode, opts: Sequence[str]) -> CfgNode:
+    """Merge `KEY VALUE KEY VALUE ...` overrides; values are parsed as Python literals when possible."""
+    opts = list(opts or [])
+    if len(opts) % 2:
+        raise ConfigError(f"--opts needs KEY VALUE pairs; {opts[-1]!r} has no value")
+    for key, text in zip(opts[0::2], opts[1::2]):
+        merge_dict(cfg, {key: _parse_value(text)}, source=" (in --opts)")
+    return cfg
+
+
+_TEMPORAL_TYPES = (None, "stcross_attend", "stadapt_zeroinit", "cross_frame_attend", "expand_temporal_view")
+_ARCHS = ("vitb32", "vitb16", "vitl14", "custom")
+
+
+def _choice(key: str, value: Any, allowed: Iterable[Any]) -> None:
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ConfigError(f"config key {key}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+
+
+def validate_cfg(cfg: CfgNode) -> CfgNode:
+    """Check values that types cannot check, and derive what follows from them (in place)."""
+    _choice("MODEL.ARCH", cfg.MODEL.ARCH, _ARCHS)
+    tmt = cfg.MODEL.TEMPORAL_MODELING_TYPE
+    if tmt in ("None", "none", ""):
+        cfg.MODEL.TEMPORAL_MODELING_TYPE = tmt = None
+    if tmt not in _TEMPORAL_TYPES:
+        hint = difflib.get_close_matches(str(tmt), [t for t in _TEMPORAL_TYPES if t], n=1)
+        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ConfigError(
+            f"config key MODEL.TEMPORAL_MODELING_TYPE: unknown temporal operator {tmt!r}{extra}; "
+            f"valid: None, {', '.join(t for t in _TEMPORAL_TYPES if t)}"
+        )
+    _choice("MODEL.LOSS_FUNC", cfg.MODEL.LOSS_FUNC, ("cross_entropy", "soft_cross_entropy"))
+    _choice("MODEL.STCROSS_MLP_INPUT", cfg.MODEL.STCROSS_MLP_INPUT, ("full", "merged"))
+    _choice("DATA.DECODING_BACKEND", cfg.DATA.DECODING_BACKEND, ("pyav",))
+    _choice("DATA.ENSEMBLE_METHOD", cfg.DATA.ENSEMBLE_METHOD, ("sum", "max"))
+    _choice("SOLVER.OPTIMIZING_METHOD", cfg.SOLVER.OPTIMIZING_METHOD, ("adamw", "sgd"))
+    _choice("SOLVER.LR_POLICY", cfg.SOLVER.LR_POLICY, ("cosine", "constant"))
+    _choice("TEST.NUM_SPATIAL_CROPS", cfg.TEST.NUM_SPATIAL_CROPS, (1, 3))
+    if cfg.AUG.ENABLE or cfg.MIXUP.ENABLE or cfg.AUG.NUM_SAMPLE != 1:
+        raise ConfigError(
+            "AUG.ENABLE / MIXUP.ENABLE / AUG.NUM_SAMPLE != 1 are not supported: STDD trains without "
+            "RandAugment, mixup or repeated sampling (set AUG.ENABLE False, MIXUP.ENABLE False, AUG.NUM_SAMPLE 1)"
+        )
+    if cfg.MODEL.RAW_MODEL_DISTILLATION and not cfg.MODEL.KEEP_RAW_MODEL:
+        raise ConfigError("MODEL.RAW_MODEL_DISTILLATION True needs MODEL.KEEP_RAW_MODEL True (the teacher)")
+    if cfg.MODEL.ENSEMBLE_PRED and not cfg.MODEL.KEEP_RAW_MODEL:
+        raise ConfigError("MODEL.ENSEMBLE_PRED True needs MODEL.KEEP_RAW_MODEL True")
+    if len(cfg.MODEL.MASK_STRIDE) != 3:
+        raise ConfigError(f"MODEL.MASK_STRIDE must have 3 entries (t, h, w), got {list(cfg.MODEL.MASK_STRIDE)}")
+    if not cfg.MODEL.TEMPORAL_SCALE or any(int(s) < 1 for s in cfg.MODEL.TEMPORAL_SCALE):
+        raise ConfigError(f"MODEL.TEMPORAL_SCALE must be a non-empty list of positive ints, got {cfg.MODEL.TEMPORAL_SCALE}")
+    if len(cfg.DATA.TRAIN_JITTER_SCALES) != 2:
+        raise ConfigError("DATA.TRAIN_JITTER_SCALES must be [min, max]")
+    if cfg.NUM_GPUS < 0 or cfg.NUM_CPU_PROCS < 1:
+        raise ConfigError("NUM_GPUS must be >= 0 and NUM_CPU_PROCS >= 1")
+    world = max(1, cfg.NUM_GPUS if cfg.NUM_GPUS > 0 else cfg.NUM_CPU_PROCS) * cfg.NUM_SHARDS
+    for key in ("TRAIN.BATCH_SIZE", "TEST.BATCH_SIZE"):
+        section, name = key.split(".")
+        bs = cfg[section][name]
+        if bs % world:
+            raise ConfigError(f"{key} = {bs} is not divisible by the {world} processes of this run")
+    if cfg.SOLVER.BASE_LR_SCALE_NUM_SHARDS and cfg.NUM_SHARDS > 1:
+        cfg.SOLVER.BASE_LR *= cfg.NUM_SHARDS
+        cfg.SOLVER.WARMUP_START_LR *= cfg.NUM_SHARDS
+        cfg.SOLVER.COSINE_END_LR *= cfg.NUM_SHARDS
+        cfg.SOLVER.BASE_LR_SCALE_NUM_SHARDS = False  # applied once
+    return cfg

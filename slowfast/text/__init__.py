@@ -1,0 +1,1 @@
+"""Text side: LLM client, ASKG and extended-prompt stages, text-feature files."""

@@ -1,0 +1,32 @@
+"""Shared fixtures: tiny OpenAI-format CLIP checkpoints written with random weights."""
+
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+from slowfast.models.clip import custom_clip_config, random_clip_state_dict  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_config():
+    """A small CLIP: 32 px images, 8 px patches (4x4 grid), width 64, 2 layers, embed 32."""
+    return custom_clip_config(
+        embed_dim=32, image_resolution=32, vision_patch=8, vision_width=64, vision_layers=2, vision_heads=2,
+        text_width=32, text_layers=2, text_heads=2,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_file(tmp_path_factory, tiny_clip_config):
+    """Path of a plain state-dict checkpoint of the tiny CLIP (OpenAI key layout, random weights)."""
+    path = tmp_path_factory.mktemp("clip") / "tiny_clip.pt"
+    torch.save(random_clip_state_dict(tiny_clip_config, seed=0), path)
+    return str(path)

@@ -1,0 +1,31 @@
+#!/usr/bin/env python
+"""Benchmarks: `python tools/benchmark.py {model,data,averaging} [--help]`.
+
+Each subcommand prints a Markdown table; `--append` adds it to BENCHMARKS.md with the command line.
+"""
+
+import importlib
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SUBCOMMANDS = {
+    "model": "slowfast.benchmarks.model",
+    "data": "slowfast.benchmarks.data",
+    "averaging": "slowfast.benchmarks.averaging",
+}
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
+        print(__doc__.strip())
+        print("subcommands: " + ", ".join(SUBCOMMANDS))
+        return 0 if (not argv or argv[0] in ("-h", "--help")) else 2
+    module = importlib.import_module(SUBCOMMANDS[argv[0]])
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
