@@ -12,6 +12,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from typing import Mapping, Optional
 
 import torch
@@ -108,7 +109,9 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
         raise CLIPWeightsError(f"CLIP weights file not found: {path}")
     errors = []
     try:
-        archive = torch.jit.load(path, map_location="cpu")
+        with warnings.catch_warnings():  # TorchScript is deprecated, but OpenAI's releases are archives
+            warnings.simplefilter("ignore", FutureWarning)
+            archive = torch.jit.load(path, map_location="cpu")
         sd = archive.state_dict()
     except Exception as e:  # not a TorchScript archive (or a broken one): try a plain state dict
         errors.append(f"as TorchScript: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")

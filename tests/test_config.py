@@ -1,0 +1,127 @@
+"""The config tree: the paper's command line parses; unknown keys and wrong types are refused clearly."""
+
+import os
+
+import pytest
+
+from slowfast.config import ConfigError, all_keys, get_cfg, merge_from_file, merge_from_list, validate_cfg
+from slowfast.utils.parser import load_config, parse_args
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAPER_YAML = os.path.join(ROOT, "configs", "Kinetics", "TemporalCLIP_vitb16_8x16_STAdapter.yaml")
+
+# The --opts of the original work's K400 training command (script/training/temporal_b16/train_tclip_k400.sh),
+# with its machine-specific paths replaced by relative ones.
+PAPER_OPTS = [
+    "DATA.PATH_TO_DATA_DIR", "label_db/weng_compress_full_splits",
+    "DATA.PATH_PREFIX", "data/Kinetics-400/videos_se256",
+    "DATA.PATH_LABEL_SEPARATOR", ",",
+    "DATA.INDEX_LABEL_MAPPING_FILE", "label_db/k400-index2cls.json",
+    "DATA.TEXT_AUG", "True",
+    "DATA.TEXT_AUG_FEATURE_FILE", "text_feats/classes_text_feats_k400_tpl8_xmix_ViT-B_16.pt",
+    "TRAIN.ENABLE", "True",
+    "OUTPUT_DIR", "output/STDD_ch32_ts1+2/vitb16_8x16",
+    "TRAIN.BATCH_SIZE", "32",
+    "TEST.BATCH_SIZE", "64",
+    "TEST.NUM_ENSEMBLE_VIEWS", "3",
+    "TEST.NUM_SPATIAL_CROPS", "1",
+    "NUM_GPUS", "4",
+    "SOLVER.MAX_EPOCH", "22",
+    "SOLVER.WARMUP_EPOCHS", "2.0",
+    "SOLVER.BASE_LR", "3.33e-6",
+    "SOLVER.WARMUP_START_LR", "3.33e-8",
+    "SOLVER.COSINE_END_LR", "3.33e-8",
+    "TRAIN.MIXED_PRECISION", "True",
+    "DATA.DECODING_BACKEND", "pyav",
+    "MODEL.NUM_CLASSES", "400",
+    "MODEL.TEMPORAL_MODELING_TYPE", "stcross_attend",
+    "MIXUP.ENABLE", "False",
+    "AUG.ENABLE", "False",
+    "AUG.NUM_SAMPLE", "1",
+    "TRAIN.EVAL_PERIOD", "22",
+    "TRAIN.CHECKPOINT_PERIOD", "1",
+    "MODEL.LOSS_FUNC", "soft_cross_entropy",
+    "TRAIN.LINEAR_CONNECT_CLIMB", "False",
+    "TRAIN.CLIP_ORI_PATH", "clip/ViT-B-16.pt",
+    "TRAIN.LINEAR_CONNECT_LOSS_RATIO", "0.0",
+    "MODEL.CHANNEL_FOLD", "32",
+    "MODEL.TEMPORAL_SCALE", "[1,2]",
+    "MODEL.RAW_MODEL_DISTILLATION", "True",
+    "MODEL.KEEP_RAW_MODEL", "True",
+    "MODEL.DISTILLATION_RATIO", "2.0",
+    "DATA_LOADER.NUM_WORKERS", "4",
+]
+
+
+def test_the_paper_command_line_parses_completely():
+    args = parse_args(["--cfg", PAPER_YAML, "--opts", *PAPER_OPTS])
+    cfg = load_config(args)
+    assert cfg.MODEL.TEMPORAL_MODELING_TYPE == "stcross_attend"
+    assert cfg.MODEL.TEMPORAL_SCALE == [1, 2]
+    assert cfg.DATA.PATH_LABEL_SEPARATOR == ","
+    assert cfg.SOLVER.BASE_LR == pytest.approx(3.33e-6)
+    assert cfg.TRAIN.BATCH_SIZE == 32 and cfg.NUM_GPUS == 4 and cfg.MODEL.KEEP_RAW_MODEL is True
+
+
+def test_cfg_may_be_repeated_and_later_files_win(tmp_path):
+    override = tmp_path / "b.yaml"
+    override.write_text("SOLVER:\n  MAX_EPOCH: 3\nMODEL:\n  ARCH: custom\n")
+    cfg = load_config(parse_args(["--cfg", PAPER_YAML, "--cfg", str(override)]))
+    assert cfg.SOLVER.MAX_EPOCH == 3 and cfg.MODEL.ARCH == "custom" and cfg.SOLVER.BASE_LR == pytest.approx(1e-5)
+
+
+def test_unknown_key_is_refused_naming_it_and_the_closest_valid_keys():
+    with pytest.raises(ConfigError) as err:
+        merge_from_list(get_cfg(), ["MODEL.TEMPORAL_SCALES", "[1,2]"])
+    message = str(err.value)
+    assert "MODEL.TEMPORAL_SCALES" in message and "MODEL.TEMPORAL_SCALE" in message.split("did you mean")[1]
+
+
+def test_unknown_key_in_a_yaml_file_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("TRAIN:\n  BATCHSIZE: 8\n")
+    with pytest.raises(ConfigError, match=r"TRAIN\.BATCHSIZE.*bad\.yaml.*TRAIN\.BATCH_SIZE"):
+        merge_from_file(get_cfg(), str(bad))
+
+
+def test_wrong_type_is_refused_naming_key_expected_and_given_type():
+    with pytest.raises(ConfigError) as err:
+        merge_from_list(get_cfg(), ["MODEL.TEMPORAL_SCALE", "2"])  # the original L/14 yaml's mistake
+    message = str(err.value)
+    assert "MODEL.TEMPORAL_SCALE" in message and "expected list" in message and "got int" in message
+
+
+def test_int_is_accepted_for_a_float_key_and_a_string_for_a_none_default():
+    cfg = merge_from_list(get_cfg(), ["SOLVER.BASE_LR", "1", "SOLVER.CLIP_GRAD_L2NORM", "1.0"])
+    assert cfg.SOLVER.BASE_LR == 1.0 and isinstance(cfg.SOLVER.BASE_LR, float)
+    assert cfg.SOLVER.CLIP_GRAD_L2NORM == 1.0
+
+
+def test_opts_without_a_value_are_refused():
+    with pytest.raises(ConfigError, match="has no value"):
+        merge_from_list(get_cfg(), ["NUM_GPUS"])
+
+
+def test_the_original_yaml_typo_is_refused_with_the_right_name():
+    cfg = merge_from_list(get_cfg(), ["MODEL.TEMPORAL_MODELING_TYPE", "stcross_attn"])
+    with pytest.raises(ConfigError, match="stcross_attend"):
+        validate_cfg(cfg)
+
+
+def test_batch_size_must_divide_over_processes():
+    cfg = merge_from_list(get_cfg(), ["NUM_GPUS", "3", "TRAIN.BATCH_SIZE", "32"])
+    with pytest.raises(ConfigError, match="TRAIN.BATCH_SIZE = 32"):
+        validate_cfg(cfg)
+
+
+def test_every_key_is_documented_by_a_comment():
+    source = open(os.path.join(ROOT, "slowfast", "config", "defaults.py"), encoding="utf-8").read().splitlines()
+    undocumented = []
+    for key in all_keys(get_cfg()):
+        assignment = f"_C.{key} ="
+        for i, line in enumerate(source):
+            if line.startswith(assignment):
+                if not (source[i - 1].lstrip().startswith("#") or "#" in line):
+                    undocumented.append(key)
+                break
+    assert not undocumented, f"keys without a comment: {undocumented}"
