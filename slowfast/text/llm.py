@@ -1,0 +1,274 @@
+"""A chat-completions client for any OpenAI-compatible server, with our own bounded retries.
+
+The `openai` package does the HTTP; its built-in retries are switched off (`max_retries=0`) so that
+one policy, ours, decides: exponential backoff with full jitter (honouring `Retry-After`) on rate
+limits, timeouts, connection errors and 5xx; immediate failure on other 4xx. Authentication,
+permission and not-found errors are fatal (every class would fail the same way).
+
+The API key is held in a `Secret` and never appears in logs, errors or reprs: every message that
+leaves this module goes through `redact`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+logger = logging.getLogger(__name__)
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MODEL = "gpt-4o-mini"
+# Local servers (vLLM, Ollama) ignore the key, but the openai client insists on one.
+PLACEHOLDER_KEY = "not-needed"
+
+
+class LLMError(RuntimeError):
+    """A request failed after the allowed retries, or could not be made (message already redacted)."""
+
+
+class LLMFatalError(LLMError):
+    """A failure that every further request would repeat (bad key, unknown model or URL): stop the run."""
+
+
+class Secret:
+    """A string that does not print itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __reduce__(self):  # no pickling the raw value into logs or caches by accident
+        raise TypeError("Secret cannot be pickled")
+
+
+def redact(text: str, secrets: Sequence[Optional[str]]) -> str:
+    """`text` with every secret (and a visible prefix/suffix pair of it, as servers echo) replaced by ***."""
+    out = str(text)
+    for s in secrets:
+        if not s or s == PLACEHOLDER_KEY:
+            continue
+        out = out.replace(s, "***")
+        # Servers often echo a masked form like "sk-abc...wxyz"; strip long visible fragments too.
+        if len(s) >= 16:
+            for frag in (s[:12], s[-8:]):
+                out = out.replace(frag, "***")
+    return out
+
+
+def read_env_file(path: Optional[str]) -> dict[str, str]:
+    """Values of a `.env` file (python-dotenv syntax) without touching `os.environ`; {} when absent."""
+    if not path or not os.path.isfile(path):
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """Where to send requests. The key is a `Secret`; `repr` shows only whether one is set."""
+
+    model: str
+    base_url: str
+    api_key: Secret = field(repr=False)
+    key_source: str = "none"
+
+    def __repr__(self) -> str:
+        return f"LLMSettings(model={self.model!r}, base_url={self.base_url!r}, api_key=<from {self.key_source}>)"
+
+
+def resolve_settings(
+    api_key: Optional[str] = None,
+    base_url: Optional[str] = None,
+    model: Optional[str] = None,
+    env_file: Optional[str] = ".env",
+    environ: Optional[Mapping[str, str]] = None,
+) -> LLMSettings:
+    """Flag, then environment (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_MODEL`), then `.env`.
+
+    The official endpoint without a key is an error that says where to put one; any other base URL
+    (a local vLLM or Ollama) gets a placeholder key, since those servers do not check it.
+    """
+    env = os.environ if environ is None else environ
+    dot = read_env_file(env_file)
+
+    def pick(flag: Optional[str], name: str) -> tuple[Optional[str], str]:
+        if flag:
+            return flag, "flag"
+        if env.get(name):
+            return env[name], "environment"
+        if dot.get(name):
+            return dot[name], env_file or ".env"
+        return None, "none"
+
+    key, key_source = pick(api_key, "OPENAI_API_KEY")
+    url, _ = pick(base_url, "OPENAI_BASE_URL")
+    name, _ = pick(model, "OPENAI_MODEL")
+    url = (url or OPENAI_BASE_URL).rstrip("/")
+    if not key:
+        if url == OPENAI_BASE_URL:
+            raise LLMFatalError(
+                "no API key: pass --api-key, export OPENAI_API_KEY, or put OPENAI_API_KEY=... in "
+                f"{env_file or '.env'} (see .env.example); a local server needs --base-url instead"
+            )
+        key, key_source = PLACEHOLDER_KEY, "placeholder (local server)"
+    return LLMSettings(model=name or DEFAULT_MODEL, base_url=url, api_key=Secret(key), key_source=key_source)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries: attempt i (0-based) waits uniform(0, min(max_delay, base * 2**i)) seconds,
+    or the server's Retry-After when it gives one (capped at max_delay)."""
+
+    max_retries: int = 8
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+
+    def delay(self, attempt: int, retry_after: Optional[float] = None, rng: Optional[random.Random] = None) -> float:
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, self.max_delay)
+        cap = min(self.max_delay, self.base_delay * (2**attempt))
+        return (rng or random).uniform(0.0, cap)
+
+
+@dataclass
+class ChatResult:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class UsageCounter:
+    """Totals over a run, updated from worker threads."""
+
+    requests: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **kw: int) -> None:
+        with self._lock:
+            for k, v in kw.items():
+                setattr(self, k, getattr(self, k) + int(v))
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def _retry_after_seconds(headers: Any) -> Optional[float]:
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return float(value) * scale
+        except (TypeError, ValueError):
+            return None  # an HTTP date: fall back to our own backoff
+    return None
+
+
+class LLMClient:
+    """Thread-safe chat client: `chat(messages, temperature)` -> `ChatResult`, counting usage."""
+
+    def __init__(
+        self,
+        settings: LLMSettings,
+        timeout: float = 120.0,
+        retry: RetryPolicy = RetryPolicy(),
+        max_tokens: int = 1024,
+        stop_event: Optional[threading.Event] = None,
+    ):
+        from openai import OpenAI
+
+        self.settings = settings
+        self.retry = retry
+        self.max_tokens = max_tokens
+        self.usage = UsageCounter()
+        self.stop_event = stop_event or threading.Event()
+        self._client = OpenAI(
+            base_url=settings.base_url, api_key=settings.api_key.reveal(), timeout=timeout, max_retries=0
+        )
+
+    def __repr__(self) -> str:
+        return f"LLMClient(model={self.settings.model!r}, base_url={self.settings.base_url!r})"
+
+    def _redact(self, text: str) -> str:
+        return redact(text, [self.settings.api_key.reveal()])
+
+    def chat(self, messages: list[dict], temperature: float, context: str = "") -> ChatResult:
+        """One completion, retried per the policy. Raises LLMError / LLMFatalError (redacted) on failure."""
+        import openai
+
+        where = f" for {context}" if context else ""
+        attempt = 0
+        while True:
+            if self.stop_event.is_set():
+                raise LLMError(f"run stopped before the request{where}")
+            self.usage.add(requests=1)
+            try:
+                resp = self._client.chat.completions.create(
+                    model=self.settings.model,
+                    messages=messages,
+                    temperature=temperature,
+                    max_tokens=self.max_tokens,
+                    top_p=1,
+                    frequency_penalty=0,
+                    presence_penalty=0,
+                )
+            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as e:
+                raise LLMFatalError(
+                    self._redact(f"{type(e).__name__} (HTTP {e.status_code}) from {self.settings.base_url}"
+                                 f"{where}: {e.message}")
+                ) from None
+            except (openai.APITimeoutError, openai.APIConnectionError, openai.APIStatusError) as e:
+                status = getattr(e, "status_code", None)
+                retryable = status is None or status in (408, 409, 429) or status >= 500
+                msg = self._redact(f"{type(e).__name__}" + (f" (HTTP {status})" if status else "") + f": {e.message}")
+                if not retryable:
+                    raise LLMError(f"request{where} refused: {msg}") from None
+                if attempt >= self.retry.max_retries:
+                    raise LLMError(f"request{where} failed after {attempt + 1} attempts: {msg}") from None
+                response = getattr(e, "response", None)
+                wait = self.retry.delay(attempt, _retry_after_seconds(getattr(response, "headers", None)))
+                logger.warning("%s%s; retry %d/%d in %.2fs", msg, where, attempt + 1, self.retry.max_retries, wait)
+                self.usage.add(retries=1)
+                attempt += 1
+                if self.stop_event.wait(wait):
+                    raise LLMError(f"run stopped while waiting to retry{where}") from None
+                continue
+            except openai.OpenAIError as e:
+                raise LLMError(self._redact(f"request{where} failed: {type(e).__name__}: {e}")) from None
+            usage = getattr(resp, "usage", None)
+            pt = int(getattr(usage, "prompt_tokens", 0) or 0)
+            ct = int(getattr(usage, "completion_tokens", 0) or 0)
+            self.usage.add(prompt_tokens=pt, completion_tokens=ct)
+            choices = getattr(resp, "choices", None) or []
+            text = choices[0].message.content if choices and choices[0].message else None
+            if not text:
+                # An empty answer is a (cheap) server hiccup: treat it like a retryable error.
+                if attempt >= self.retry.max_retries:
+                    raise LLMError(f"empty answer{where} after {attempt + 1} attempts")
+                self.usage.add(retries=1)
+                attempt += 1
+                if self.stop_event.wait(self.retry.delay(attempt)):
+                    raise LLMError(f"run stopped while waiting to retry{where}")
+                continue
+            return ChatResult(text=text, prompt_tokens=pt, completion_tokens=ct)

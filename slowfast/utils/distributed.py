@@ -1,0 +1,192 @@
+"""One launcher for 1..N processes, and the few collective helpers the engine needs.
+
+`launch_job(cfg, init_method, func)` runs `func(cfg)`:
+
+* under `torchrun` (RANK / WORLD_SIZE / LOCAL_RANK in the environment): in this process, joining the
+  group torchrun describes (`env://`), on any number of nodes;
+* with `NUM_GPUS` N > 1, or `NUM_GPUS 0` and `NUM_CPU_PROCS` N > 1, or `NUM_SHARDS` > 1: it spawns N
+  local processes; global rank = SHARD_ID * N + local rank, world = NUM_SHARDS * N, rendez-vous at
+  `init_method` (PySlowFast's `--init_method tcp://host:port`, `--shard_id`, `--num_shards`);
+* otherwise in this process without a process group (a single GPU, or the CPU).
+
+GPU runs use `cfg.DIST_BACKEND` (NCCL); CPU runs use gloo. The helpers below are no-ops without a group.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable, Optional
+
+import torch
+import torch.distributed as dist
+
+__all__ = [
+    "launch_job", "is_dist", "get_world_size", "get_rank", "get_local_rank", "is_master", "barrier",
+    "all_reduce", "all_gather_object", "UserError", "user_error_types", "procs_per_machine", "torchrun_env",
+]
+
+
+class UserError(RuntimeError):
+    """A problem the user fixes (bad config, missing file): the tools print its message on one line."""
+
+
+def user_error_types() -> tuple[type, ...]:
+    """Exception types whose message is enough for the user (no traceback): config, weights, data, files."""
+    import importlib
+
+    types: list[type] = [UserError, FileNotFoundError]
+    for module, names in (
+        ("slowfast.config", ("ConfigError",)),
+        ("slowfast.models.clip", ("CLIPWeightsError",)),
+        ("slowfast.text.features", ("TextFeatureError",)),
+        ("slowfast.datasets", ("DatasetError", "DataError", "VideoDecodeError", "CSVError")),
+    ):
+        try:
+            mod = importlib.import_module(module)
+        except Exception:  # an optional part that is missing or broken is reported when it is used
+            continue
+        types.extend(getattr(mod, n) for n in names if isinstance(getattr(mod, n, None), type))
+    return tuple(types)
+
+
+def is_dist() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if is_dist() else 1
+
+
+def get_rank() -> int:
+    return dist.get_rank() if is_dist() else 0
+
+
+_LOCAL_RANK = 0
+
+
+def get_local_rank() -> int:
+    return _LOCAL_RANK
+
+
+def is_master() -> bool:
+    return get_rank() == 0
+
+
+def barrier() -> None:
+    if is_dist():
+        dist.barrier()
+
+
+def all_reduce(tensors: list[torch.Tensor], average: bool = False) -> list[torch.Tensor]:
+    """Sum (or average) each tensor over all processes, in place; returns the list."""
+    if not is_dist():
+        return tensors
+    for t in tensors:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        if average:
+            t.div_(get_world_size())
+    return tensors
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    """[obj of rank 0, obj of rank 1, ...] on every process (a one-element list without a group)."""
+    if not is_dist():
+        return [obj]
+    out: list[Any] = [None] * get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def procs_per_machine(cfg) -> int:
+    """Processes started on this machine: NUM_GPUS on GPUs, NUM_CPU_PROCS on the CPU."""
+    return cfg.NUM_GPUS if cfg.NUM_GPUS > 0 else cfg.NUM_CPU_PROCS
+
+
+def torchrun_env() -> Optional[tuple[int, int, int]]:
+    """(rank, world_size, local_rank) when started by torchrun (or another env:// launcher), else None."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        rank = int(os.environ["RANK"])
+        return rank, int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", rank))
+    return None
+
+
+def _backend(cfg) -> str:
+    return cfg.DIST_BACKEND if cfg.NUM_GPUS > 0 else "gloo"
+
+
+def _set_local_device(cfg, local_rank: int) -> None:
+    global _LOCAL_RANK
+    _LOCAL_RANK = local_rank
+    if cfg.NUM_GPUS > 0 and torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+
+
+def _cpu_threads(nprocs: int) -> None:
+    # Several CPU processes on one machine would otherwise each start one thread per core.
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, nprocs)))
+
+
+def _worker(local_rank: int, func: Callable, cfg, init_method: str, nprocs: int, error_file: str) -> None:
+    """Entry point of a spawned process: join the group, run `func(cfg)`, leave the group."""
+    rank = cfg.SHARD_ID * nprocs + local_rank
+    world = cfg.NUM_SHARDS * nprocs
+    _set_local_device(cfg, local_rank)
+    if cfg.NUM_GPUS == 0:
+        _cpu_threads(nprocs)
+    try:
+        dist.init_process_group(backend=_backend(cfg), init_method=init_method, world_size=world, rank=rank)
+        func(cfg)
+    except user_error_types() as e:
+        # Report once, without a traceback; the parent turns the exit code into a clean failure.
+        if local_rank == 0 or not os.path.exists(error_file):
+            _write_error(error_file, str(e))
+        sys.exit(2)
+    finally:
+        if is_dist():
+            dist.destroy_process_group()
+
+
+def _write_error(path: str, msg: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(msg)
+    os.replace(tmp, path)
+
+
+def launch_job(cfg, init_method: str, func: Callable, daemon: bool = False) -> None:
+    """Run `func(cfg)` on every process of this job (see the module docstring). Raises UserError when a
+    spawned process stopped on a UserError (its message), RuntimeError for other failures."""
+    env = torchrun_env()
+    if env is not None:
+        rank, world, local_rank = env
+        _set_local_device(cfg, local_rank)
+        if cfg.NUM_GPUS == 0:
+            _cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+        own_group = not is_dist()
+        if own_group:
+            dist.init_process_group(backend=_backend(cfg), init_method="env://", world_size=world, rank=rank)
+        try:
+            func(cfg)
+        finally:
+            if own_group and is_dist():
+                dist.destroy_process_group()
+        return
+    nprocs = procs_per_machine(cfg)
+    if nprocs * cfg.NUM_SHARDS <= 1:
+        _set_local_device(cfg, 0)
+        func(cfg)
+        return
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory(prefix="stdd-launch-") as tmp:
+        error_file = os.path.join(tmp, "error.txt")
+        try:
+            mp.spawn(_worker, nprocs=nprocs, args=(func, cfg, init_method, nprocs, error_file), daemon=daemon)
+        except mp.ProcessExitedException as e:
+            if os.path.exists(error_file):
+                with open(error_file, encoding="utf-8") as f:
+                    raise UserError(f.read()) from None
+            raise RuntimeError(f"a training/testing process failed: {e}") from None
