@@ -16,6 +16,8 @@ import yaml
 from slowfast.text.prompts import ASKG_FIELDS, XPROMPT_FIELDS, XPROMPT_SOURCES
 
 MIN_OBJECTS, MAX_OBJECTS = 5, 10
+# A triple that is a whole list item (after "- ", "[" or ","), not already quoted.
+_BARE_TRIPLE = re.compile(r"""(^[ \t]*-[ \t]+|[\[,][ \t]*)<([^<>\n"]*)>""", re.M)
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n(.*?)(?:\n[ \t]*```|\Z)", re.S)
 
 
@@ -29,8 +31,18 @@ def strip_code_fences(text: str) -> str:
     return (m.group(1) if m else text).strip()
 
 
+def quote_bare_triples(body: str) -> str:
+    """Quote unquoted `<a, b, c>` list items: in a flow list YAML would split them at the commas, and
+    parts such as `on` or `no` would turn into booleans."""
+    return _BARE_TRIPLE.sub(lambda m: f'{m.group(1)}"<{m.group(2)}>"', body)
+
+
 def parse_yaml_answer(text: str) -> Any:
     body = strip_code_fences(text)
+    try:
+        return yaml.safe_load(quote_bare_triples(body))
+    except yaml.YAMLError:
+        pass
     try:
         return yaml.safe_load(body)
     except yaml.YAMLError as e:
@@ -79,7 +91,9 @@ def normalize_triple(item: Any, key: str, i: int) -> str:
     elif isinstance(item, str):
         s = item.strip()
         if not (s.startswith("<") and s.endswith(">")):
-            raise SchemaError(f"field {key!r} item {i + 1} must be a triple in angle brackets '<a, b, c>', got {item!r}")
+            raise SchemaError(
+                f"field {key!r} item {i + 1} must be a triple in angle brackets '<a, b, c>', got {item!r}"
+            )
         parts = [p.strip() for p in s[1:-1].split(",")]
     else:
         raise SchemaError(f"field {key!r} item {i + 1} must be a triple '<a, b, c>', got {item!r}")
@@ -97,6 +111,7 @@ def _triples(entry: Mapping, key: str) -> list[str]:
     if not isinstance(value, list) or not value:
         raise SchemaError(f"field {key!r} must be a non-empty list of triples '<a, b, c>'")
     return [normalize_triple(item, key, i) for i, item in enumerate(value)]
+
 
 
 def validate_askg(obj: Any, class_name: str) -> dict:

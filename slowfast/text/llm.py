@@ -99,6 +99,9 @@ def resolve_settings(
 ) -> LLMSettings:
     """Flag, then environment (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_MODEL`), then `.env`.
 
+    `OPENAI_API_BASE` (the old SDK's name, used by the original scripts' .env) is read when
+    `OPENAI_BASE_URL` is not set anywhere.
+
     The official endpoint without a key is an error that says where to put one; any other base URL
     (a local vLLM or Ollama) gets a placeholder key, since those servers do not check it.
     """
@@ -116,6 +119,8 @@ def resolve_settings(
 
     key, key_source = pick(api_key, "OPENAI_API_KEY")
     url, _ = pick(base_url, "OPENAI_BASE_URL")
+    if not url:  # the name the original scripts (openai < 1.0) read from their .env
+        url, _ = pick(None, "OPENAI_API_BASE")
     name, _ = pick(model, "OPENAI_MODEL")
     url = (url or OPENAI_BASE_URL).rstrip("/")
     if not key:
@@ -242,6 +247,9 @@ class LLMClient:
                 status = getattr(e, "status_code", None)
                 retryable = status is None or status in (408, 409, 429) or status >= 500
                 msg = self._redact(f"{type(e).__name__}" + (f" (HTTP {status})" if status else "") + f": {e.message}")
+                if status == 429 and getattr(e, "code", None) == "insufficient_quota":
+                    # OpenAI's "out of credit" is a 429 that no amount of waiting fixes.
+                    raise LLMFatalError(f"request{where} refused: {msg}") from None
                 if not retryable:
                     raise LLMError(f"request{where} refused: {msg}") from None
                 if attempt >= self.retry.max_retries:

@@ -40,7 +40,8 @@ def user_error_types() -> tuple[type, ...]:
         ("slowfast.config", ("ConfigError",)),
         ("slowfast.models.clip", ("CLIPWeightsError",)),
         ("slowfast.text.features", ("TextFeatureError",)),
-        ("slowfast.datasets", ("DatasetError", "DataError", "VideoDecodeError", "CSVError")),
+        ("slowfast.datasets", ("DatasetFileError", "VideoDecodeError")),
+        ("slowfast.models", ("ClassIndexError", "TemporalOpError")),
     ):
         try:
             mod = importlib.import_module(module)

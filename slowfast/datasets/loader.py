@@ -1,0 +1,174 @@
+"""`build_dataset` / `build_loader`: config -> dataset arguments, samplers, worker seeding, dict batches.
+
+Per-process batch = global batch / world size (TRAIN.BATCH_SIZE for train and val, TEST.BATCH_SIZE for
+test). Under torch.distributed, training uses a shuffling `DistributedSampler` with drop_last; val and
+test use `ContiguousSplitSampler`, which gives each rank its own slice with no padding, so every item is
+seen exactly once over all ranks (the original's padded sampler counted some test videos twice, §10.1-10).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+
+from slowfast.datasets.csv_dataset import VideoCSVDataset, read_class_names
+
+__all__ = [
+    "DATASET_NAMES",
+    "ContiguousSplitSampler",
+    "build_dataset",
+    "build_loader",
+    "set_loader_epoch",
+    "dataset_csv_path",
+]
+
+# Every name reads the same CSV format; the name only documents which dataset a config is about.
+DATASET_NAMES = ("kinetics", "ucf101", "hmdb51", "k600", "synthetic")
+
+
+class ContiguousSplitSampler(Sampler[int]):
+    """Rank r of w gets items [r*n//w, (r+1)*n//w): no shuffling, no padding, no duplicates.
+
+    Contiguous slices keep the views of a test video together on one rank (and usually in one batch).
+    """
+
+    def __init__(self, num_items: int, rank: int, world_size: int):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} out of range for world size {world_size}")
+        self.start = num_items * rank // world_size
+        self.stop = num_items * (rank + 1) // world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, self.stop))
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def set_epoch(self, epoch: int) -> None:  # same order every epoch
+        pass
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def dataset_csv_path(cfg, split: str) -> str:
+    name = split
+    if split == "test" and cfg.TEST.OPENSET:
+        name = "test_openset"
+    return os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f"{name}.csv")
+
+
+def build_dataset(cfg, split: str) -> VideoCSVDataset:
+    """The dataset of `split` (train, val or test) as the config describes it."""
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be train, val or test, got {split!r}")
+    name = (cfg.TEST.DATASET if split == "test" else cfg.TRAIN.DATASET).lower()
+    key = "TEST.DATASET" if split == "test" else "TRAIN.DATASET"
+    if name not in DATASET_NAMES:
+        raise ValueError(f"{key} {name!r} is not a known dataset; valid names: {', '.join(DATASET_NAMES)}")
+    if cfg.DATA.DECODING_BACKEND != "pyav":
+        raise ValueError(f"DATA.DECODING_BACKEND {cfg.DATA.DECODING_BACKEND!r} is not supported; use 'pyav'")
+    class_names = read_class_names(cfg.DATA.INDEX_LABEL_MAPPING_FILE) if cfg.DATA.INDEX_LABEL_MAPPING_FILE else None
+    prefix = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR
+    rank, _ = _world()
+    return VideoCSVDataset(
+        dataset_csv_path(cfg, split),
+        split,
+        path_prefix=prefix,
+        separator=cfg.DATA.PATH_LABEL_SEPARATOR,
+        class_names=class_names,
+        num_frames=cfg.DATA.NUM_FRAMES,
+        sampling_rate=cfg.DATA.SAMPLING_RATE,
+        target_fps=cfg.DATA.TARGET_FPS,
+        original_sampling=cfg.DATA.ORIGINAL_SAMPLING,
+        random_val=cfg.DATA.RANDOM_VAL,
+        train_jitter_scales=cfg.DATA.TRAIN_JITTER_SCALES,
+        train_crop_size=cfg.DATA.TRAIN_CROP_SIZE,
+        test_crop_size=cfg.DATA.TEST_CROP_SIZE,
+        random_flip=cfg.DATA.RANDOM_FLIP,
+        mean=cfg.DATA.MEAN,
+        std=cfg.DATA.STD,
+        num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS,
+        num_crops=cfg.TEST.NUM_SPATIAL_CROPS,
+        num_retries=cfg.DATA_LOADER.NUM_RETRIES,
+        multi_thread_decode=cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE,
+        seed=_process_seed(cfg.RNG_SEED, rank),
+    )
+
+
+def _process_seed(rng_seed: int, rank: int, worker: int = -1) -> int:
+    return (rng_seed * 1_000_003 + rank * 1_009 + worker + 1) % 2**32
+
+
+class _WorkerInit:
+    """Seeds random, numpy, torch and the dataset's RNG from RNG_SEED, rank, worker id and epoch.
+
+    `torch.initial_seed()` in a worker is the loader's per-iteration base seed (drawn from the
+    loader's seeded generator) plus the worker id, so seeds are reproducible yet differ per epoch when
+    workers are restarted.
+    """
+
+    def __init__(self, rng_seed: int, rank: int):
+        self.rng_seed = rng_seed
+        self.rank = rank
+
+    def __call__(self, worker_id: int) -> None:
+        seed = (_process_seed(self.rng_seed, self.rank, worker_id) + torch.initial_seed()) % 2**32
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        info = torch.utils.data.get_worker_info()
+        if info is not None and hasattr(info.dataset, "reseed"):
+            info.dataset.reseed(seed)
+
+
+def build_loader(cfg, split: str, shuffle: bool | None = None) -> DataLoader:
+    """DataLoader of dict batches for `split`; `shuffle` defaults to True for train only."""
+    dataset = build_dataset(cfg, split)
+    rank, world = _world()
+    global_batch = cfg.TEST.BATCH_SIZE if split == "test" else cfg.TRAIN.BATCH_SIZE
+    key = "TEST.BATCH_SIZE" if split == "test" else "TRAIN.BATCH_SIZE"
+    if global_batch % world != 0:
+        raise ValueError(f"{key} {global_batch} is not divisible by the number of processes ({world})")
+    batch = global_batch // world
+    is_train = split == "train"
+    shuffle = is_train if shuffle is None else shuffle
+    generator = torch.Generator().manual_seed(_process_seed(cfg.RNG_SEED, rank))
+    if world > 1:
+        if is_train:
+            sampler = DistributedSampler(dataset, world, rank, shuffle=shuffle, seed=cfg.RNG_SEED, drop_last=True)
+        else:
+            sampler = ContiguousSplitSampler(len(dataset), rank, world)
+        shuffle_arg = None
+    else:
+        sampler, shuffle_arg = None, shuffle
+    workers = cfg.DATA_LOADER.NUM_WORKERS
+    return DataLoader(
+        dataset,
+        batch_size=batch,
+        shuffle=shuffle_arg,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=bool(cfg.DATA_LOADER.PIN_MEMORY and cfg.NUM_GPUS > 0 and torch.cuda.is_available()),
+        drop_last=is_train,
+        persistent_workers=workers > 0,
+        worker_init_fn=_WorkerInit(cfg.RNG_SEED, rank),
+        generator=generator,
+    )
+
+
+def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
+    """Call at the start of each epoch: reshuffles a DistributedSampler (others ignore it)."""
+    sampler = getattr(loader, "sampler", None)
+    if hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)
+

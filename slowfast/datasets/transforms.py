@@ -1,0 +1,133 @@
+"""Spatial transforms on whole clips: `[T, H, W, 3]` uint8 frames in, `[3, T, S, S]` float32 out.
+
+The same resize/crop/flip is applied to every frame of a clip. Resizing uses torchvision's bilinear
+resize with antialiasing on the uint8 frames (its fast path), then frames are scaled to [0, 1] and
+normalised with the per-channel mean/std (CLIP's values in our configs). The original resized without
+antialiasing after normalising; antialiasing is the better-behaved choice when shrinking (§6.3).
+
+* train: short side to a random size in [min, max] of `jitter_scales`, random `crop_size` crop,
+  horizontal flip with p = 0.5 when `flip`;
+* val: short side to `jitter_scales[0]`, centre crop (deterministic);
+* test: short side to `crop_size`, then crop `spatial_index` of `num_crops`: 1 crop is the centre, 3 crops
+  are left/centre/right along the long side (top/centre/bottom for portrait videos).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+import numpy as np
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+__all__ = [
+    "to_tensor_clip",
+    "short_side_resize",
+    "crop",
+    "random_crop",
+    "uniform_crop",
+    "normalize",
+    "train_transform",
+    "val_transform",
+    "test_transform",
+]
+
+
+def to_tensor_clip(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """`[T, H, W, 3]` uint8 (numpy or torch) -> `[T, 3, H, W]` uint8 tensor (a channels-last view).
+
+    No copy: torchvision's uint8 resize is fastest on channels-last memory, and `normalize` copies anyway.
+    """
+    t = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
+    return t.permute(0, 3, 1, 2)
+
+
+def short_side_resize(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize `[T, C, H, W]` so that the short side is `size`; the long side keeps the aspect (floored)."""
+    h, w = clip.shape[-2:]
+    if min(h, w) == size:
+        return clip
+    if h <= w:
+        nh, nw = size, int(w * size / h)
+    else:
+        nh, nw = int(h * size / w), size
+    return TF.resize(clip, [nh, nw], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+
+
+def crop(clip: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
+    """The `size`x`size` window at (top, left); refuses windows that do not fit."""
+    h, w = clip.shape[-2:]
+    if size > h or size > w:
+        raise ValueError(f"crop {size} larger than the frames ({h}x{w})")
+    return clip[..., top : top + size, left : left + size]
+
+
+def random_crop(clip: torch.Tensor, size: int, rng: random.Random) -> torch.Tensor:
+    h, w = clip.shape[-2:]
+    return crop(clip, rng.randint(0, h - size), rng.randint(0, w - size), size)
+
+
+def uniform_crop(clip: torch.Tensor, size: int, spatial_index: int, num_crops: int) -> torch.Tensor:
+    """Crop `spatial_index` of `num_crops` (1: centre; 3: start/centre/end along the long side)."""
+    h, w = clip.shape[-2:]
+    top, left = (h - size + 1) // 2, (w - size + 1) // 2  # ceil of half the margin, as the original
+    if num_crops == 3:
+        if spatial_index not in (0, 1, 2):
+            raise ValueError(f"spatial_index {spatial_index} out of range for 3 crops")
+        if w >= h:
+            left = [0, left, w - size][spatial_index]
+        else:
+            top = [0, top, h - size][spatial_index]
+    elif num_crops != 1:
+        raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
+    return crop(clip, top, left, size)
+
+
+def normalize(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 `[T, 3, H, W]` -> float32 `[3, T, H, W]`, scaled to [0, 1] and normalised per channel."""
+    std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1, 1)
+    scale = 1.0 / (255.0 * std_t)
+    shift = -torch.tensor(mean, dtype=torch.float32).view(3, 1, 1, 1) / std_t
+    x = clip.permute(1, 0, 2, 3).to(torch.float32, memory_format=torch.contiguous_format)
+    return x.mul_(scale).add_(shift)  # (x / 255 - mean) / std in one pass each
+
+
+def train_transform(
+    frames: np.ndarray | torch.Tensor,
+    jitter_scales: Sequence[int],
+    crop_size: int,
+    flip: bool,
+    mean: Sequence[float],
+    std: Sequence[float],
+    rng: random.Random,
+) -> torch.Tensor:
+    clip = to_tensor_clip(frames)
+    clip = short_side_resize(clip, rng.randint(int(jitter_scales[0]), int(jitter_scales[1])))
+    clip = random_crop(clip, crop_size, rng)
+    if flip and rng.random() < 0.5:
+        clip = clip.flip(-1)
+    return normalize(clip, mean, std)
+
+
+def val_transform(
+    frames: np.ndarray | torch.Tensor,
+    jitter_scales: Sequence[int],
+    crop_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> torch.Tensor:
+    clip = short_side_resize(to_tensor_clip(frames), int(jitter_scales[0]))
+    return normalize(uniform_crop(clip, crop_size, 1, 1), mean, std)
+
+
+def test_transform(
+    frames: np.ndarray | torch.Tensor,
+    crop_size: int,
+    spatial_index: int,
+    num_crops: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> torch.Tensor:
+    clip = short_side_resize(to_tensor_clip(frames), crop_size)
+    return normalize(uniform_crop(clip, crop_size, spatial_index, num_crops), mean, std)

@@ -1,0 +1,173 @@
+"""Classify your own videos with your own class names (what `tools/demo_net.py` runs).
+
+The videos go through exactly the test loop's path: a temporary CSV and class-index file are written and
+read by the same dataset (same temporal views, crops, normalisation), the model is built and loaded the
+same way (`TEST.CUSTOM_LOAD_FILE`, patching, ...) and the views are combined by `evaluate`. So a video
+gets the same scores here as in `tools/run_net.py` testing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from slowfast.datasets.prepare import VIDEO_EXTENSIONS
+from slowfast.utils.distributed import UserError
+
+logger = logging.getLogger(__name__)
+
+
+class ClassifyError(UserError):
+    """Bad input to the classifier (no videos, no classes); the message names it."""
+
+
+@dataclass
+class Prediction:
+    path: str
+    ok: bool
+    topk: list[tuple[str, float]]  # (class name, probability), best first
+    reason: str = ""
+
+
+def parse_classes(classes: Optional[str] = None, classes_file: Optional[str] = None) -> list[str]:
+    """Class names from "a,b,c" or from a file with one class per line (blank lines and '#' comments skipped)."""
+    names: list[str] = []
+    if classes_file:
+        if not os.path.isfile(classes_file):
+            raise ClassifyError(f"classes file not found: {classes_file}")
+        with open(classes_file, encoding="utf-8") as f:
+            names = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+    elif classes:
+        names = [c.strip() for c in classes.split(",") if c.strip()]
+    if len(names) < 2:
+        raise ClassifyError("give at least two class names (--classes \"a,b,c\" or --classes-file FILE)")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ClassifyError(f"class names must be distinct; repeated: {', '.join(dupes)}")
+    return names
+
+
+def list_videos(path: str) -> list[str]:
+    """`path` itself if it is a file, else the videos directly inside the folder (sorted)."""
+    if os.path.isfile(path):
+        return [os.path.abspath(path)]
+    if os.path.isdir(path):
+        videos = sorted(os.path.abspath(os.path.join(path, f)) for f in os.listdir(path)
+                        if f.lower().endswith(VIDEO_EXTENSIONS) and os.path.isfile(os.path.join(path, f)))
+        if not videos:
+            raise ClassifyError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) in folder {path}")
+        return videos
+    raise ClassifyError(f"video not found: {path}")
+
+
+def classify_videos(cfg, videos: Sequence[str], class_names: Sequence[str], top_k: int = 5) -> list[Prediction]:
+    """Scores of every video against `class_names`, with `cfg`'s model, weights and test-time views."""
+    from slowfast.datasets import build_loader
+    from slowfast.engine.evaluator import evaluate, load_test_weights
+    from slowfast.engine.trainer import _build_model
+
+    if any("," in v for v in videos):
+        bad = next(v for v in videos if "," in v)
+        raise ClassifyError(f"video path contains ',' which the list format cannot hold: {bad}")
+    with tempfile.TemporaryDirectory(prefix="stdd-classify-") as tmp:
+        with open(os.path.join(tmp, "test.csv"), "w", encoding="utf-8") as f:
+            f.writelines(f"{v},0\n" for v in videos)
+        index_file = os.path.join(tmp, "index2cls.json")
+        with open(index_file, "w", encoding="utf-8") as f:
+            json.dump({str(i): n for i, n in enumerate(class_names)}, f)
+        c = cfg.clone()
+        c.defrost()
+        c.DATA.PATH_TO_DATA_DIR, c.DATA.PATH_PREFIX, c.DATA.PATH_LABEL_SEPARATOR = tmp, "", ","
+        c.DATA.INDEX_LABEL_MAPPING_FILE = index_file
+        c.MODEL.NUM_CLASSES = len(class_names)
+        c.TEST.OPENSET = False
+        c.freeze()
+        model = _build_model(c)
+        load_test_weights(c, model)
+        loader = build_loader(c, "test")
+        out = evaluate(c, model, loader, split="classify", desc="classify")
+    res = out["results"]
+    reasons = {int(v): r for v, _, r in out["unreadable"]}
+    k = min(top_k, len(class_names))
+    preds: dict[int, Prediction] = {}
+    for i, vi in enumerate(res.video_index.tolist()):
+        logits = res.logits[i].float()
+        if cfg.DATA.ENSEMBLE_METHOD == "sum":
+            logits = logits / max(1, int(res.num_views[i]))  # mean logit over views: the scale of one view
+        probs = torch.softmax(logits, dim=-1)
+        p, idx = probs.topk(k)
+        preds[vi] = Prediction(videos[vi], True, [(class_names[j], float(q)) for q, j in zip(p.tolist(), idx.tolist())])
+    for vi in res.unreadable:
+        preds[int(vi)] = Prediction(videos[int(vi)], False, [], reasons.get(int(vi), "could not be decoded"))
+    return [preds[i] for i in sorted(preds)]
+
+
+def write_predictions_csv(predictions: Sequence[Prediction], path: str) -> None:
+    """One row per video: path, ok, top-1 class and probability, then the top-k as "name:prob" pairs."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["video", "ok", "top1_class", "top1_prob", "topk", "error"])
+        for p in predictions:
+            top1 = p.topk[0] if p.topk else ("", float("nan"))
+            w.writerow([p.path, p.ok, top1[0], f"{top1[1]:.4f}", "; ".join(f"{n}:{q:.4f}" for n, q in p.topk), p.reason])
+    os.replace(tmp, path)
+
+
+def write_annotated_video(src: str, dst: str, lines: Sequence[str], max_frames: int = 300) -> None:
+    """A copy of `src` with `lines` drawn in its top-left corner: an .mp4 (H.264) or a .gif by `dst`'s extension."""
+    import av
+    from PIL import Image, ImageDraw
+
+    frames, fps = [], 25.0
+    with av.open(src) as container:
+        stream = container.streams.video[0]
+        if stream.average_rate:
+            fps = float(stream.average_rate)
+        for frame in container.decode(stream):
+            frames.append(frame.to_image())
+            if len(frames) >= max_frames:
+                break
+    if not frames:
+        raise ClassifyError(f"{src}: no frames to draw on")
+    drawn = []
+    for img in frames:
+        img = img.convert("RGB")
+        draw = ImageDraw.Draw(img)
+        h = 12 * len(lines) + 6
+        draw.rectangle([0, 0, img.width, h], fill=(0, 0, 0))
+        for i, line in enumerate(lines):
+            draw.text((4, 3 + 12 * i), line, fill=(255, 255, 0))
+        drawn.append(img)
+    folder = os.path.dirname(os.path.abspath(dst))
+    os.makedirs(folder, exist_ok=True)
+    ext = os.path.splitext(dst)[1].lower()
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}{ext}")
+    try:
+        if ext == ".gif":
+            drawn[0].save(tmp, save_all=True, append_images=drawn[1:], duration=int(1000 / fps), loop=0)
+        else:
+            w, h = drawn[0].width - drawn[0].width % 2, drawn[0].height - drawn[0].height % 2
+            with av.open(tmp, "w", format="mp4") as out:
+                s = out.add_stream("libx264", rate=round(fps))
+                s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+                for img in drawn:
+                    arr = np.asarray(img)[:h, :w]
+                    for packet in s.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                        out.mux(packet)
+                for packet in s.encode():
+                    out.mux(packet)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

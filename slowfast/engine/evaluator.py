@@ -1,0 +1,245 @@
+"""Validation during training and the multi-view test (§5), on 1..N processes.
+
+Every process runs the model on its share of the items and keeps (video_index, view_index, logits,
+label, ok) per item; the records of all processes are gathered and deduplicated by (video, view), so each
+video counts exactly once whatever the sampler did. Unreadable videos (`ok=False`) are excluded from the
+scores, listed in `OUTPUT_DIR/unreadable_videos.txt` and counted in the summary.
+
+`test(cfg)` can be called from Python (the zero-shot protocols do, once per split) and returns the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any, Optional
+
+import torch
+import torch.nn as nn
+
+from slowfast.engine.meters import ViewRecords, aggregate_views, classification_metrics
+from slowfast.utils import checkpoint as cu
+from slowfast.utils import distributed as du
+from slowfast.utils import logging as lu
+
+__all__ = ["evaluate", "test", "select_test_weights", "load_test_weights", "save_confusion_png"]
+
+logger = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def evaluate(cfg, model: nn.Module, loader, split: str = "test", desc: Optional[str] = None) -> dict:
+    """Run `model` over `loader` on every process; returns {"results": VideoResults, "metrics": dict,
+    "unreadable": [(video_index, path, reason)]} identical on all processes."""
+    model.eval()
+    device = next(model.parameters()).device
+    from slowfast.engine.trainer import amp_settings
+
+    autocast_on, amp_dtype, _ = amp_settings(cfg.TRAIN.MIXED_PRECISION, device)
+    records = ViewRecords()
+    bar = lu.progress_bar(loader, total=len(loader), desc=desc or split, enabled=du.is_master())
+    for batch in bar:
+        frames = batch["frames"].to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=autocast_on):
+            logits = model(frames)
+        n = frames.shape[0]
+        ok = batch.get("ok", torch.ones(n, dtype=torch.bool))
+        view = batch.get("view_index", torch.zeros(n, dtype=torch.long))
+        records.add(batch["video_index"], view, logits, batch["label"], ok)
+    dataset = getattr(loader, "dataset", None)
+    local_failures = list(getattr(dataset, "failures", []) or [])
+    gathered = du.all_gather_object((records.as_tensors(), local_failures))
+    results = aggregate_views([g[0] for g in gathered], cfg.DATA.ENSEMBLE_METHOD)
+    num_classes = results.logits.shape[1] if results.logits.numel() else getattr(cu.unwrap(model), "num_classes", 0)
+    metrics = classification_metrics(results.logits, results.labels, num_classes)
+    reasons: dict[str, str] = {}
+    for _, fails in gathered:
+        for item in fails:
+            if isinstance(item, (tuple, list)) and len(item) >= 2:
+                reasons.setdefault(str(item[0]), str(item[1]))
+    unreadable = []
+    for vi in results.unreadable:
+        path = dataset.video_path(vi) if hasattr(dataset, "video_path") else str(vi)
+        unreadable.append((vi, path, reasons.get(path, "could not be decoded")))
+    return {"results": results, "metrics": metrics, "unreadable": unreadable}
+
+
+def select_test_weights(cfg) -> tuple[Optional[str], str]:
+    """(file, how) of the weights to test, in the original's order (§5.1 step 3):
+    TEST.CUSTOM_LOAD_FILE (when TEST.CUSTOM_LOAD), TEST.CHECKPOINT_FILE_PATH, the newest checkpoint in
+    OUTPUT_DIR/checkpoints, TRAIN.CHECKPOINT_FILE_PATH; (None, "initial") when there is none."""
+    if cfg.TEST.CUSTOM_LOAD:
+        if not cfg.TEST.CUSTOM_LOAD_FILE:
+            raise du.UserError("TEST.CUSTOM_LOAD True needs TEST.CUSTOM_LOAD_FILE (a trained or averaged checkpoint)")
+        if not os.path.isfile(cfg.TEST.CUSTOM_LOAD_FILE):
+            raise cu.CheckpointError(f"TEST.CUSTOM_LOAD_FILE not found: {cfg.TEST.CUSTOM_LOAD_FILE}")
+        return cfg.TEST.CUSTOM_LOAD_FILE, "TEST.CUSTOM_LOAD_FILE"
+    if cfg.TEST.CHECKPOINT_FILE_PATH:
+        if not os.path.isfile(cfg.TEST.CHECKPOINT_FILE_PATH):
+            raise cu.CheckpointError(f"TEST.CHECKPOINT_FILE_PATH not found: {cfg.TEST.CHECKPOINT_FILE_PATH}")
+        return cfg.TEST.CHECKPOINT_FILE_PATH, "TEST.CHECKPOINT_FILE_PATH"
+    last = cu.last_checkpoint(cfg.OUTPUT_DIR)
+    if last:
+        return last, "newest checkpoint in OUTPUT_DIR"
+    if cfg.TRAIN.CHECKPOINT_FILE_PATH:
+        if not os.path.isfile(cfg.TRAIN.CHECKPOINT_FILE_PATH):
+            raise cu.CheckpointError(f"TRAIN.CHECKPOINT_FILE_PATH not found: {cfg.TRAIN.CHECKPOINT_FILE_PATH}")
+        return cfg.TRAIN.CHECKPOINT_FILE_PATH, "TRAIN.CHECKPOINT_FILE_PATH"
+    return None, "initial"
+
+
+def _patch_clip_state(cfg, initial_clip: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The CLIP weights TEST.PATCHING_MODEL interpolates toward: TEST.CLIP_ORI_PATH (a CLIP file, or a
+    checkpoint whose model_state `model.*` keys are used, as the original's fallback), else the backbone's
+    own initial weights."""
+    path = cfg.TEST.CLIP_ORI_PATH
+    if not path:
+        return initial_clip
+    from slowfast.models.clip import CLIPWeightsError, read_state_dict
+
+    try:
+        return read_state_dict(path)
+    except CLIPWeightsError:
+        ckpt = cu.read_checkpoint(path)
+        if "model_state" not in ckpt:
+            raise
+        return {k[len("model."):]: v for k, v in ckpt["model_state"].items() if k.startswith("model.")}
+
+
+def load_test_weights(cfg, model: nn.Module, initial_clip: Optional[dict] = None) -> dict:
+    """Load the weights `select_test_weights` picks (non-strict, unexpected keys reported), patched
+    toward raw CLIP when TEST.PATCHING_MODEL. Returns {"file", "how", "missing", "unexpected", "patched"}."""
+    path, how = select_test_weights(cfg)
+    info: dict[str, Any] = {"file": path, "how": how, "missing": [], "unexpected": [], "patched": False}
+    if path is None:
+        logger.warning("no checkpoint found (TEST.CHECKPOINT_FILE_PATH, %s, TRAIN.CHECKPOINT_FILE_PATH): testing "
+                       "the initial weights", cu.checkpoint_dir(cfg.OUTPUT_DIR))
+        return info
+    ckpt = cu.read_checkpoint(path)
+    state = ckpt.get("model_state")
+    if state is None:
+        raise cu.CheckpointError(f"{path} has no 'model_state' (keys: {', '.join(list(ckpt)[:6])})")
+    if cfg.TEST.PATCHING_MODEL:
+        clip_state = _patch_clip_state(cfg, initial_clip or {})
+        state = cu.patch_state_dict(state, clip_state, float(cfg.TEST.PATCHING_RATIO))
+        info["patched"] = True
+        logger.info("patched the CLIP weights of %s with ratio %.3f toward %s", path, cfg.TEST.PATCHING_RATIO,
+                    cfg.TEST.CLIP_ORI_PATH or "the backbone's initial weights")
+    missing, unexpected = cu.load_model_state(model, state, path, strict=False)
+    info["missing"], info["unexpected"] = missing, unexpected
+    logger.info("loaded %s (%s)", path, how)
+    if unexpected:
+        logger.warning("%d keys of %s are not in the model (ignored), e.g. %s", len(unexpected), path,
+                       ", ".join(unexpected[:5]))
+    student_missing = [k for k in missing if k.startswith("model.visual.")]
+    if student_missing:
+        logger.warning("%d student keys are missing from %s and keep their initial values, e.g. %s",
+                       len(student_missing), path, ", ".join(student_missing[:5]))
+    return info
+
+
+def save_confusion_png(conf, class_names: Optional[list[str]], path: str, title: str) -> None:
+    """A confusion-matrix heat map (rows: true class, columns: predicted), written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = conf.shape[0]
+    size = min(20.0, 3.0 + 0.25 * k)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(conf, cmap="Blues")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    if class_names and k <= 40:
+        ax.set_xticks(range(k))
+        ax.set_yticks(range(k))
+        ax.set_xticklabels(class_names, rotation=90, fontsize=7)
+        ax.set_yticklabels(class_names, fontsize=7)
+        if k <= 15:
+            for i in range(k):
+                for j in range(k):
+                    if conf[i, j]:
+                        ax.text(j, i, str(int(conf[i, j])), ha="center", va="center", fontsize=8)
+    fig.tight_layout()
+    tmp = f"{path}.{os.getpid()}.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _write_text(path: str, text: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def test(cfg, model: Optional[nn.Module] = None) -> dict:
+    """Multi-view test of the configured weights; writes the results under OUTPUT_DIR (rank 0) and returns
+    {"top1_acc", "top5_acc", "mean_class_acc", "num_videos", "num_unreadable", "unreadable", "checkpoint",
+    "views", "results_path", ...} (accuracies in %)."""
+    from slowfast.datasets import build_loader
+    from slowfast.engine.trainer import _build_model, _user_errors, seed_everything
+
+    lu.setup_logging(cfg.OUTPUT_DIR, du.is_master())
+    seed_everything(cfg.RNG_SEED)
+    if model is None:
+        model = _user_errors(_build_model, cfg)
+    initial_clip = None
+    if cfg.TEST.PATCHING_MODEL and not cfg.TEST.CLIP_ORI_PATH:
+        initial_clip = {k: v.detach().cpu().clone() for k, v in model.model.state_dict().items()}
+    info = load_test_weights(cfg, model, initial_clip)
+    loader = _user_errors(build_loader, cfg, "test")
+    views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS
+    t0 = time.perf_counter()
+    out = evaluate(cfg, model, loader, split="test", desc="test")
+    seconds = time.perf_counter() - t0
+    m, res = out["metrics"], out["results"]
+    dataset = getattr(loader, "dataset", None)
+    class_names = list(getattr(dataset, "class_names", None) or []) or None
+    unreadable_paths = [p for _, p, _ in out["unreadable"]]
+    results_name = cfg.TEST.SAVE_RESULTS_PATH or "test_results.pt"
+    results_path = results_name if os.path.isabs(results_name) else os.path.join(cfg.OUTPUT_DIR, results_name)
+    summary = {
+        "top1_acc": m["top1_acc"],
+        "top5_acc": m["top5_acc"],
+        "mean_class_acc": m["mean_class_acc"],
+        "num_videos": m["num_videos"],
+        "num_unreadable": len(unreadable_paths),
+        "unreadable": unreadable_paths,
+        "checkpoint": info["file"],
+        "checkpoint_source": info["how"],
+        "patched": info["patched"],
+        "views": views,
+        "ensemble_method": cfg.DATA.ENSEMBLE_METHOD,
+        "seconds": seconds,
+        "results_path": results_path,
+        "metrics_path": os.path.join(cfg.OUTPUT_DIR, "test_metrics.json"),
+    }
+    if du.is_master():
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        video_paths = [dataset.video_path(int(v)) for v in res.video_index] if hasattr(dataset, "video_path") else None
+        cu.atomic_torch_save({
+            "video_index": res.video_index, "logits": res.logits, "labels": res.labels, "num_views": res.num_views,
+            "class_names": class_names, "video_paths": video_paths, "unreadable": unreadable_paths,
+            "confusion": torch.from_numpy(m["confusion"]), "metrics": {k: v for k, v in summary.items()},
+        }, results_path)
+        _write_text(summary["metrics_path"], json.dumps(summary, indent=2) + "\n")
+        _write_text(os.path.join(cfg.OUTPUT_DIR, "unreadable_videos.txt"),
+                    "".join(f"{p}\t{r}\n" for _, p, r in out["unreadable"]))
+        if m["num_videos"]:
+            save_confusion_png(m["confusion"], class_names, os.path.join(cfg.OUTPUT_DIR, "confusion_matrix.png"),
+                               f"top-1 {m['top1_acc']:.2f} % over {m['num_videos']} videos")
+        lu.log_json_stats({"split": "test_final", "top1_acc": m["top1_acc"], "top5_acc": m["top5_acc"],
+                           "mean_class_acc": m["mean_class_acc"], "num_videos": m["num_videos"],
+                           "num_unreadable": len(unreadable_paths), "views": views})
+        extra = f"; {len(unreadable_paths)} unreadable videos excluded (see {os.path.join(cfg.OUTPUT_DIR, 'unreadable_videos.txt')})" if unreadable_paths else ""
+        logger.info("test done: top-1 %.2f %%, top-5 %.2f %%, mean class %.2f %% over %d videos x %d views (%s)%s",
+                    m["top1_acc"], m["top5_acc"], m["mean_class_acc"], m["num_videos"], views,
+                    info["file"] or "initial weights", extra)
+    du.barrier()
+    return summary

@@ -1,0 +1,160 @@
+"""Zero-shot evaluation protocols: one checkpoint, every split of a benchmark, mean ± std as papers report.
+
+The split folders are the ones `tools/prepare_dataset.py` writes:
+
+| benchmark | splits (under the data root) | class-index file | classes |
+|---|---|---|---|
+| ucf101 | `ucf101_split{1,2,3}/test.csv` | `ucf101-index2cls.json` | 101 |
+| hmdb51 | `hmdb_split{1,2,3}/test.csv` | `hmdb-index2cls.json` | 51 |
+| k600 | `k600_split{1,2,3}/test.csv` | `k600_split{n}/index2cls.json` | 160 |
+| k400 | `test.csv` (closed set, one split) | `index2cls.json` | 400 |
+
+Before anything runs, each split is checked: its labels must cover exactly the classes of its index file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from slowfast.datasets.csv_dataset import read_class_names, read_video_csv
+from slowfast.utils.distributed import UserError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    split_dirs: tuple[str, ...]
+    index_file: Callable[[str, str], str]  # (data_root, split_dir) -> path
+    official_classes: int
+
+
+BENCHMARKS = {
+    "ucf101": Benchmark("ucf101", ("ucf101_split1", "ucf101_split2", "ucf101_split3"),
+                        lambda root, split: os.path.join(root, "ucf101-index2cls.json"), 101),
+    "hmdb51": Benchmark("hmdb51", ("hmdb_split1", "hmdb_split2", "hmdb_split3"),
+                        lambda root, split: os.path.join(root, "hmdb-index2cls.json"), 51),
+    "k600": Benchmark("k600", ("k600_split1", "k600_split2", "k600_split3"),
+                      lambda root, split: os.path.join(root, split, "index2cls.json"), 160),
+    "k400": Benchmark("k400", (".",), lambda root, split: os.path.join(root, "index2cls.json"), 400),
+}
+
+
+class ProtocolError(UserError):
+    """A split that cannot be evaluated as asked; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    data_dir: str
+    index_file: str
+    num_classes: int
+    num_videos: int
+
+
+def check_splits(benchmark: str, data_root: str, separator: str = ",") -> list[Split]:
+    """The benchmark's splits under `data_root`, each checked: test.csv exists and its labels cover exactly
+    the classes of the split's class-index file."""
+    if benchmark not in BENCHMARKS:
+        raise ProtocolError(f"unknown benchmark {benchmark!r}; valid: {', '.join(BENCHMARKS)}")
+    bench = BENCHMARKS[benchmark]
+    splits = []
+    for split_dir in bench.split_dirs:
+        data_dir = os.path.normpath(os.path.join(data_root, split_dir))
+        csv_path = os.path.join(data_dir, "test.csv")
+        index_file = bench.index_file(data_root, split_dir)
+        if not os.path.isfile(csv_path):
+            raise ProtocolError(f"{benchmark}: {csv_path} not found (prepare it with tools/prepare_dataset.py {benchmark})")
+        names = read_class_names(index_file)
+        entries = read_video_csv(csv_path, separator, "", num_classes=len(names))
+        present = {e.label for e in entries}
+        if len(present) != len(names):
+            missing = sorted(set(range(len(names))) - present)[:5]
+            raise ProtocolError(
+                f"{csv_path} has videos of {len(present)} classes but {index_file} lists {len(names)} "
+                f"(no videos for class ids {missing}...)"
+            )
+        if len(names) != bench.official_classes:
+            logger.warning("%s: %d classes in %s; the official protocol has %d", benchmark, len(names), index_file,
+                           bench.official_classes)
+        name = benchmark if split_dir == "." else split_dir
+        splits.append(Split(name, data_dir, index_file, len(names), len(entries)))
+    return splits
+
+
+def split_cfg(cfg, split: Split, output_dir: str, text_aug_file: str = ""):
+    """The test configuration of one split (the checkpoint and model keys come from `cfg`)."""
+    c = cfg.clone()
+    c.defrost()
+    c.DATA.PATH_TO_DATA_DIR = split.data_dir
+    c.DATA.INDEX_LABEL_MAPPING_FILE = split.index_file
+    c.DATA.PATH_LABEL_SEPARATOR = ","
+    c.MODEL.NUM_CLASSES = split.num_classes
+    c.TRAIN.ENABLE = False
+    c.TEST.ENABLE = True
+    c.OUTPUT_DIR = os.path.join(output_dir, split.name)
+    if text_aug_file:
+        c.DATA.TEXT_AUG = True
+        c.DATA.TEXT_AUG_FEATURE_FILE = text_aug_file.replace("{split}", split.name)
+    c.freeze()
+    return c
+
+
+def summarize(benchmark: str, per_split: dict[str, dict]) -> dict:
+    """Mean and standard deviation (population, over splits) of top-1, top-5 and mean-class accuracy."""
+    out: dict = {"benchmark": benchmark, "splits": per_split}
+    for metric in ("top1_acc", "top5_acc", "mean_class_acc"):
+        values = [float(m[metric]) for m in per_split.values()]
+        out[metric] = {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0}
+    out["num_unreadable"] = sum(int(m.get("num_unreadable", 0)) for m in per_split.values())
+    return out
+
+
+def markdown_table(summary: dict) -> str:
+    rows = ["| split | top-1 | top-5 | mean class | videos | unreadable |", "|---|---|---|---|---|---|"]
+    for name, m in summary["splits"].items():
+        rows.append(f"| {name} | {m['top1_acc']:.2f} | {m['top5_acc']:.2f} | {m['mean_class_acc']:.2f} | "
+                    f"{m['num_videos']} | {m.get('num_unreadable', 0)} |")
+    t1, t5, mc = summary["top1_acc"], summary["top5_acc"], summary["mean_class_acc"]
+    rows.append(f"| **mean ± std** | **{t1['mean']:.2f} ± {t1['std']:.2f}** | {t5['mean']:.2f} ± {t5['std']:.2f} | "
+                f"{mc['mean']:.2f} ± {mc['std']:.2f} | | {summary['num_unreadable']} |")
+    return "\n".join(rows)
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def run_protocol(cfg, benchmark: str, data_root: str, output_dir: str, init_method: str = "tcp://localhost:9999",
+                 text_aug_file: str = "") -> dict:
+    """Test `cfg`'s checkpoint on every split of `benchmark`; write `zero_shot_<benchmark>.{json,md}` under
+    `output_dir` and return the summary."""
+    from slowfast.engine import test
+    from slowfast.utils.distributed import launch_job
+
+    splits = check_splits(benchmark, data_root)  # all splits checked before the first one runs
+    os.makedirs(output_dir, exist_ok=True)
+    per_split: dict[str, dict] = {}
+    for split in splits:
+        c = split_cfg(cfg, split, output_dir, text_aug_file)
+        launch_job(c, init_method, test)
+        with open(os.path.join(c.OUTPUT_DIR, "test_metrics.json"), encoding="utf-8") as f:
+            per_split[split.name] = json.load(f)
+        logger.info("%s %s: top-1 %.2f %%", benchmark, split.name, per_split[split.name]["top1_acc"])
+    summary = summarize(benchmark, per_split)
+    summary["views"] = f"{cfg.TEST.NUM_ENSEMBLE_VIEWS} temporal x {cfg.TEST.NUM_SPATIAL_CROPS} spatial"
+    summary["checkpoint"] = cfg.TEST.CUSTOM_LOAD_FILE or cfg.TEST.CHECKPOINT_FILE_PATH or None
+    _write_atomic(os.path.join(output_dir, f"zero_shot_{benchmark}.json"), json.dumps(summary, indent=2) + "\n")
+    _write_atomic(os.path.join(output_dir, f"zero_shot_{benchmark}.md"),
+                  f"# Zero-shot {benchmark} ({summary['views']} views)\n\n{markdown_table(summary)}\n")
+    return summary

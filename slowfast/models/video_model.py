@@ -1,0 +1,215 @@
+"""`TemporalClipVideo`: CLIP's image tower with a temporal operator, a frozen text classifier, and
+optional FROSTER-style distillation from a frozen copy of CLIP (STDD_REFERENCE §2, §3, §4.3).
+
+Attribute names fix the checkpoint keys: `model.*` (student CLIP, adapters included), `raw_model.*`
+(the frozen teacher), `projector_v.{0,2}.weight`.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from slowfast.models.clip.loading import build_clip, infer_clip_config
+from slowfast.models.temporal_ops import (
+    NEW_PARAM_PREFIXES,
+    TemporalOpConfig,
+    check_temporal_op,
+    temporal_block_factory,
+)
+from slowfast.models.text_classifier import class_logits, prompt_classifier, template_classifier
+from slowfast.text.features import check_text_features, load_text_features
+
+# f~ = f^ + alpha * projector_v(f^): hard-coded in the original (§4.3).
+DISTILLATION_ALPHA = 0.1
+
+
+class TemporalClipVideo(nn.Module):
+    """Video classifier `[B, 3, T, H, W]` -> logits `[B, K]` (train and eval alike).
+
+    Args:
+        clip_state_dict: OpenAI-layout CLIP weights (every key must load).
+        class_names: the K class names, in class-index order (the 28-template classifier), or None
+            when `text_features` alone defines the classes.
+        op: the temporal operator settings (`op.num_frames` is T).
+        text_features: `[K, N, E]` prompt embeddings (DATA.TEXT_AUG) instead of the templates.
+        keep_raw_model: keep a frozen plain-CLIP teacher (`raw_model`).
+        distillation: add the cosine feature-distillation term in training (needs the teacher).
+        distillation_ratio: weight of that term (already applied in `aux["loss_distill"]`).
+        distillation_grad: True = the term trains the student and `projector_v` (FROSTER's intent);
+            False = the original STDD code, where it is computed under no_grad (logged only).
+        ensemble_pred, ensemble_rawmodel_ratio: in eval, r * teacher + (1 - r) * student logits.
+        context_length: text context (tokens).
+        use_checkpoint: activation checkpointing of the visual blocks.
+        fused_attention: F.scaled_dot_product_attention (else explicit softmax attention).
+        compile_visual: run the student's image tower through `torch.compile`.
+        device: where the model lives (the classifier is computed there).
+    """
+
+    def __init__(
+        self,
+        clip_state_dict: Mapping[str, torch.Tensor],
+        class_names: Optional[Sequence[str]],
+        op: TemporalOpConfig = TemporalOpConfig(),
+        text_features: Optional[torch.Tensor] = None,
+        keep_raw_model: bool = False,
+        distillation: bool = False,
+        distillation_ratio: float = 1.0,
+        distillation_grad: bool = True,
+        ensemble_pred: bool = False,
+        ensemble_rawmodel_ratio: float = 0.0,
+        context_length: int = 77,
+        use_checkpoint: bool = False,
+        fused_attention: bool = True,
+        compile_visual: bool = False,
+        device: Union[str, torch.device] = "cpu",
+        source: str = "state dict",
+        text_feature_source: str = "text features",
+    ):
+        super().__init__()
+        if distillation and not keep_raw_model:
+            raise ValueError("distillation needs the frozen raw CLIP (MODEL.KEEP_RAW_MODEL True)")
+        if ensemble_pred and not keep_raw_model:
+            raise ValueError("ensemble_pred needs the frozen raw CLIP (MODEL.KEEP_RAW_MODEL True)")
+        config = infer_clip_config(clip_state_dict, source)
+        grid = config.image_resolution // config.vision_patch_size
+        op = TemporalOpConfig(**{**op.__dict__, "fused_attention": fused_attention})
+        check_temporal_op(op, config.vision_width, grid)
+        self.op = op
+        self.num_frames = op.num_frames
+        self.image_resolution = config.image_resolution
+        self.context_length = context_length
+        self.model = build_clip(
+            clip_state_dict, source=source, vision_block_factory=temporal_block_factory(op, grid),
+            use_checkpoint=use_checkpoint, fused_attention=fused_attention,
+            allow_missing=NEW_PARAM_PREFIXES[op.type], context_length=context_length,
+        )
+        # The text tower only makes the (precomputed) classifier: frozen. logit_scale stays trainable.
+        for name, p in self.model.named_parameters():
+            if not name.startswith("visual.") and name != "logit_scale":
+                p.requires_grad_(False)
+        self.raw_model = None
+        if keep_raw_model:
+            self.raw_model = build_clip(
+                clip_state_dict, source=source, fused_attention=fused_attention, context_length=context_length
+            )
+            self.raw_model.requires_grad_(False)
+            self.raw_model.eval()
+        embed_dim = config.embed_dim
+        self.projector_v = nn.Sequential(
+            nn.Linear(embed_dim, embed_dim, bias=False), nn.GELU(), nn.Linear(embed_dim, embed_dim, bias=False)
+        )
+        nn.init.kaiming_normal_(self.projector_v[0].weight, mode="fan_in")
+        nn.init.zeros_(self.projector_v[2].weight)
+        self.distillation = distillation
+        self.distillation_ratio = float(distillation_ratio)
+        self.distillation_grad = distillation_grad
+        # Only a projector that can receive gradient is trainable (keeps DDP free of unused parameters).
+        self.projector_v.requires_grad_(distillation and distillation_grad)
+        self.ensemble_pred = ensemble_pred
+        self.ensemble_rawmodel_ratio = float(ensemble_rawmodel_ratio)
+        self.embed_dim = embed_dim
+        self.register_buffer("classifier", torch.zeros(0, embed_dim), persistent=False)
+        self.class_names: Optional[list[str]] = None
+        self.num_classes = 0
+        self.to(device)
+        # The callable that runs the student's image tower, kept out of the module tree (plain attribute)
+        # so that state-dict keys stay `model.visual.*` whether or not it is compiled.
+        visual = torch.compile(self.model.visual) if compile_visual else self.model.visual
+        object.__setattr__(self, "_visual", visual)
+        self._set_classifier_tensor(class_names, text_features, text_feature_source)
+
+    # -- classifier --------------------------------------------------------------------------------
+    def _set_classifier_tensor(
+        self, class_names: Optional[Sequence[str]], features: Optional[torch.Tensor], source: str
+    ) -> None:
+        if features is not None:
+            k = features.shape[0]
+            check_text_features(features, {}, source, k if class_names is None else len(class_names), self.embed_dim)
+            classifier = prompt_classifier(features.to(self.classifier.device))
+        elif class_names:
+            classifier = template_classifier(self.model, class_names, self.context_length)
+        else:
+            raise ValueError("the classifier needs class names or a text-feature tensor")
+        self.classifier = classifier.to(self.classifier.device)
+        self.class_names = list(class_names) if class_names is not None else None
+        self.num_classes = int(classifier.shape[0])
+
+    def set_classifier(self, class_names: Optional[Sequence[str]] = None, feature_file: Optional[str] = None) -> None:
+        """Rebuild the frozen classifier (e.g. for a zero-shot label set) from the current text tower.
+
+        With `feature_file`, its `[K, N, E]` prompts are used (checked against `class_names` when given);
+        with only `class_names`, the 28 templates; with neither, the current class names again (e.g.
+        after loading a checkpoint whose text tower differs from the one the classifier was made with).
+        """
+        if feature_file:
+            feats, meta = load_text_features(feature_file)
+            k = len(class_names) if class_names is not None else feats.shape[0]
+            check_text_features(feats, meta, feature_file, k, self.embed_dim, list(class_names) if class_names else None)
+            names = class_names if class_names is not None else meta.get("class_names")
+            self._set_classifier_tensor(names, feats, feature_file)
+        else:
+            names = class_names if class_names is not None else self.class_names
+            if not names:
+                raise ValueError("set_classifier needs class names (or a feature file)")
+            self._set_classifier_tensor(names, None, "templates")
+
+    # -- forward ------------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "TemporalClipVideo":
+        super().train(mode)
+        if self.raw_model is not None:
+            self.raw_model.eval()  # the teacher is always in eval mode
+        return self
+
+    def _frames(self, x: Union[torch.Tensor, Sequence[torch.Tensor]]) -> tuple[torch.Tensor, int, int]:
+        if isinstance(x, (list, tuple)):  # PySlowFast passes [tensor]
+            if len(x) != 1:
+                raise ValueError(f"expected one input pathway, got {len(x)}")
+            x = x[0]
+        if x.dim() != 5 or x.shape[1] != 3:
+            raise ValueError(f"expected video [B, 3, T, H, W], got {tuple(x.shape)}")
+        b, _, t, h, w = x.shape
+        if self.op.type is not None and t != self.num_frames:
+            raise ValueError(f"{self.op.type} was built for T = {self.num_frames} frames, got {t}")
+        if h != self.image_resolution or w != self.image_resolution:
+            raise ValueError(f"frames are {h}x{w}; this CLIP takes {self.image_resolution}x{self.image_resolution}")
+        return x.permute(0, 2, 1, 3, 4).reshape(b * t, 3, h, w), b, t
+
+    def encode_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-frame visual embeddings `[B, T, E]`, before normalisation."""
+        frames, b, t = self._frames(x)
+        return self._visual(frames.to(self.model.dtype)).view(b, t, -1)
+
+    def forward(self, x: torch.Tensor, return_aux: bool = False):
+        frames, b, t = self._frames(x)
+        feats = self._visual(frames.to(self.model.dtype)).view(b, t, -1)
+        logits = class_logits(feats, self.classifier, self.model.logit_scale)
+        aux: dict[str, torch.Tensor] = {}
+        need_teacher = self.raw_model is not None and (
+            (self.training and self.distillation) or (not self.training and self.ensemble_pred)
+        )
+        if need_teacher:
+            with torch.no_grad():
+                teacher = self.raw_model.visual(frames.to(self.raw_model.dtype)).view(b, t, -1)
+            if self.training:
+                aux.update(self._distill(feats, teacher))
+            else:
+                # The original's 2-D path uses raw_model.logit_scale and its 3-D path model.logit_scale;
+                # we use the teacher's own scale in both.
+                raw_logits = class_logits(teacher, self.classifier, self.raw_model.logit_scale)
+                r = self.ensemble_rawmodel_ratio
+                logits = r * raw_logits + (1.0 - r) * logits
+        return (logits, aux) if return_aux else logits
+
+    def _distill(self, feats: torch.Tensor, teacher: torch.Tensor) -> dict[str, torch.Tensor]:
+        """1 - cos(f^ + 0.1 * proj(f^), r^) averaged over frames, times the ratio (§4.3)."""
+        # The original computes the student side under no_grad too (§10.1 item 1): distillation_grad False.
+        with torch.set_grad_enabled(self.distillation_grad and torch.is_grad_enabled()):
+            f = F.normalize(feats.float(), dim=-1)
+            f = f + DISTILLATION_ALPHA * self.projector_v(f.to(self.projector_v[0].weight.dtype)).float()
+            cos = F.cosine_similarity(f, F.normalize(teacher.float(), dim=-1), dim=-1).mean()
+            loss = self.distillation_ratio * (1.0 - cos)
+        return {"loss_distill": loss if self.distillation_grad else loss.detach(), "distill_cos": cos.detach()}

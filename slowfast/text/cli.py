@@ -1,0 +1,238 @@
+"""Argument parsing and `main(argv)` for the three `utils/` scripts (kept here so tests can call them).
+
+Exit status: 0 all classes done, 1 some classes failed (the rest is saved; run again to retry them),
+2 bad input or a failure every request would repeat (bad key, unknown model or URL), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
+
+from slowfast.text import prompts
+
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@contextmanager
+def _logging(quiet: bool) -> Iterator[None]:
+    """Log slowfast.text to the current stderr for the duration of one CLI call."""
+    logger = logging.getLogger("slowfast.text")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT, "%H:%M:%S"))
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _add_llm_args(p: argparse.ArgumentParser, temperature: float) -> None:
+    g = p.add_argument_group("LLM server")
+    g.add_argument("--model", default=None,
+                   help="chat model name (else $OPENAI_MODEL, else OPENAI_MODEL in --env-file, else gpt-4o-mini)")
+    g.add_argument("--base-url", default=None,
+                   help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1 (vLLM) or "
+                        "http://127.0.0.1:11434/v1 (Ollama) (else $OPENAI_BASE_URL, else the --env-file, "
+                        "else https://api.openai.com/v1)")
+    g.add_argument("--api-key", default=None,
+                   help="API key (else $OPENAI_API_KEY, else OPENAI_API_KEY in --env-file; prefer those: a flag "
+                        "is visible to other users in the process list). Local servers need none. Never printed")
+    g.add_argument("--env-file", default=".env",
+                   help="python-dotenv file read for OPENAI_API_KEY / OPENAI_BASE_URL / OPENAI_MODEL when they are "
+                        "not given otherwise (default: .env in the current folder; see .env.example)")
+    g.add_argument("--temperature", type=float, default=None,
+                   help=f"sampling temperature (default {temperature}, as in the original work)")
+    g.add_argument("--max-tokens", type=_positive_int, default=prompts.MAX_TOKENS,
+                   help=f"completion token limit per request (default {prompts.MAX_TOKENS})")
+    g.add_argument("--timeout", type=float, default=120.0, help="seconds per HTTP request (default 120)")
+    g.add_argument("--max-retries", type=_non_negative_int, default=8,
+                   help="retries per request on HTTP 429/408/409/5xx, timeouts and connection errors (default 8)")
+    g.add_argument("--backoff-base", type=float, default=1.0,
+                   help="retry i waits uniform(0, min(--backoff-max, base * 2**i)) seconds, or the server's "
+                        "Retry-After (default 1.0)")
+    g.add_argument("--backoff-max", type=float, default=60.0, help="longest wait between retries, seconds (default 60)")
+    r = p.add_argument_group("run")
+    r.add_argument("--concurrency", type=_positive_int, default=4, help="requests in flight at once (default 4)")
+    r.add_argument("--max-reasks", type=_non_negative_int, default=2,
+                   help="times a class is asked again, with the validation error, after an unusable answer (default 2)")
+    r.add_argument("--limit", type=_positive_int, default=None, help="only the first N classes (for a trial run)")
+    r.add_argument("--dry-run", type=_non_negative_int, nargs="?", const=2, default=0, metavar="N",
+                   help="print the messages for the first N classes still to ask (default 2) and send nothing")
+    r.add_argument("--fresh", action="store_true",
+                   help="forget the progress folder <output>.parts/ and ask every class again")
+    r.add_argument("--quiet", action="store_true", help="log only warnings and errors")
+
+
+def askg_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ASKG_text_prompt.py",
+        description="Stage 1: ask an LLM for the Action Semantic Knowledge Graph (objects, relation triples, "
+                    "sub-actions) of every class and write them to one YAML, in class-index order. Each class's "
+                    "validated answer is saved in <output>.parts/ as soon as it arrives; a restarted run asks "
+                    "only for the classes not done yet.",
+    )
+    p.add_argument("--classes", required=True, help="class-index JSON {\"0\": \"class name\", ...}")
+    p.add_argument("--output", required=True, help="ASKG YAML to write (e.g. label_db/classes_ASKG_k400.yml)")
+    _add_llm_args(p, prompts.ASKG_TEMPERATURE)
+    return p
+
+
+def xprompt_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="extended_text_prompt.py",
+        description="Stage 2: turn each class's ASKG triples into extended prompt clauses (one per triple) "
+                    "with an LLM and write them to one YAML, in class order. Progress is kept in "
+                    "<output>.parts/ as in stage 1; a class is asked again only if its ASKG entry changed.",
+    )
+    p.add_argument("--askg", required=True, help="ASKG YAML written by utils/ASKG_text_prompt.py")
+    p.add_argument("--output", required=True, help="xprompt YAML to write (e.g. label_db/classes_xprompt_k400.yml)")
+    p.add_argument("--classes", default=None,
+                   help="optional class-index JSON: take the classes and their order from it (every class must "
+                        "be in the ASKG) instead of the ASKG file's order")
+    _add_llm_args(p, prompts.XPROMPT_TEMPERATURE)
+    return p
+
+
+def features_parser() -> argparse.ArgumentParser:
+    from slowfast.text.text_features import MODES
+
+    p = argparse.ArgumentParser(
+        prog="text_prompts.py",
+        description="Stage 3: encode template x (class name + extended-prompt clause) sentences with CLIP's text "
+                    "tower into the [K, N, E] feature file read with DATA.TEXT_AUG True "
+                    "DATA.TEXT_AUG_FEATURE_FILE <output>.",
+    )
+    p.add_argument("--xprompt", default="",
+                   help="xprompt YAML from utils/extended_text_prompt.py (not needed for --mode base)")
+    p.add_argument("--classes", required=True, help="class-index JSON; row k of the features is class k")
+    p.add_argument("--clip-weights", required=True,
+                   help="OpenAI-format CLIP checkpoint (TorchScript archive or state dict), or a name such as "
+                        "ViT-B/16 found in the CLIP cache; use the same CLIP as the video model")
+    p.add_argument("--output", required=True,
+                   help="feature file to write, e.g. classes_text_feats_k400_tpl8_xmix_ViT-B_16.pt")
+    p.add_argument("--templates-file", default=None,
+                   help="YAML with a 'templates' list of sentences holding '{}' (default: label_db/templates.yml)")
+    p.add_argument("--num-templates", type=_positive_int, default=8, help="use the first N templates (default 8)")
+    p.add_argument("--mode", choices=MODES, default="xmix",
+                   help="clauses per prompt list: xmix = all three kinds (default), xoo / xao / xaa = one kind, "
+                        "base = the bare class prompt only")
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="prompts per text-tower forward (default 256)")
+    p.add_argument("--device", default="auto",
+                   help="torch device for the text tower: auto (cuda if available), cpu, cuda:0, ...")
+    p.add_argument("--truncate", action="store_true",
+                   help="cut prompts longer than CLIP's context (77 tokens) instead of stopping with an error")
+    p.add_argument("--quiet", action="store_true", help="log only warnings and errors")
+    return p
+
+
+def _make_client_factory(args: argparse.Namespace) -> Callable:
+    from slowfast.text.llm import LLMClient, RetryPolicy, resolve_settings
+
+    def make():
+        settings = resolve_settings(args.api_key, args.base_url, args.model, env_file=args.env_file)
+        retry = RetryPolicy(max_retries=args.max_retries, base_delay=args.backoff_base, max_delay=args.backoff_max)
+        return LLMClient(settings, timeout=args.timeout, retry=retry, max_tokens=args.max_tokens)
+
+    return make
+
+
+def _run_llm_stage(args: argparse.Namespace, build_items: Callable[[], list], spec) -> int:
+    from slowfast.text.askg import SchemaError
+    from slowfast.text.llm import LLMError, redact
+    from slowfast.text.stages import run_stage
+
+    secrets = [args.api_key]
+    with _logging(args.quiet):
+        try:
+            items = build_items()
+            report = run_stage(
+                items, spec, args.output, _make_client_factory(args), concurrency=args.concurrency,
+                temperature=args.temperature, max_reasks=args.max_reasks, dry_run=args.dry_run, fresh=args.fresh,
+            )
+        except (SchemaError, LLMError, OSError) as e:
+            print(f"error: {redact(str(e), secrets)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"interrupted: finished classes are kept in {args.output}.parts/; run the same command to go on",
+                  file=sys.stderr)
+            return 130
+        if args.dry_run:
+            return 0
+        print(redact(report.summary(), secrets))
+        if report.fatal:
+            return 2
+        return 1 if report.failures else 0
+
+
+def askg_main(argv: Optional[list[str]] = None) -> int:
+    args = askg_parser().parse_args(argv)
+    from slowfast.text.stages import ASKG_STAGE, askg_items, read_class_index
+
+    return _run_llm_stage(args, lambda: askg_items(read_class_index(args.classes), args.limit), ASKG_STAGE)
+
+
+def xprompt_main(argv: Optional[list[str]] = None) -> int:
+    args = xprompt_parser().parse_args(argv)
+    from slowfast.text.askg import load_entries
+    from slowfast.text.stages import XPROMPT_STAGE, read_class_index, xprompt_items
+
+    def items():
+        names = read_class_index(args.classes) if args.classes else None
+        return xprompt_items(load_entries(args.askg, "askg"), names, args.limit, source=args.askg)
+
+    return _run_llm_stage(args, items, XPROMPT_STAGE)
+
+
+def features_main(argv: Optional[list[str]] = None) -> int:
+    args = features_parser().parse_args(argv)
+    import torch
+
+    from slowfast.models.clip import CLIPWeightsError
+    from slowfast.text.askg import SchemaError
+    from slowfast.text.features import TextFeatureError
+    from slowfast.text.stages import read_class_index
+    from slowfast.text.text_features import default_templates_file, load_templates, make_feature_file
+
+    if args.mode != "base" and not args.xprompt:
+        print("error: --xprompt is required unless --mode base", file=sys.stderr)
+        return 2
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    with _logging(args.quiet):
+        try:
+            names = read_class_index(args.classes)
+            templates = load_templates(args.templates_file or default_templates_file(), args.num_templates)
+            info = make_feature_file(
+                args.xprompt, names, args.clip_weights, args.output, templates, mode=args.mode,
+                batch_size=args.batch_size, device=device, truncate=args.truncate,
+            )
+        except (SchemaError, CLIPWeightsError, TextFeatureError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    k, n, e = info["shape"]
+    print(f"wrote {args.output}: features [K={k}, N={n}, E={e}] = {len(templates)} templates x "
+          f"{info['prompts_per_template']} prompts per template ({args.mode}); distinct prompts per class and "
+          f"template: min {info['distinct_min']}, mean {info['distinct_mean']:.1f}, max {info['distinct_max']}")
+    return 0

@@ -1,0 +1,383 @@
+"""Stage runners for the LLM prompting: ask once per class, keep every answer, resume where it stopped.
+
+Each validated class result is written, as soon as it arrives, to `<output>.parts/<index>.yml`
+(atomic: temp file + fsync + rename). A part records a SHA-256 of the exact messages that produced it,
+so a restarted run asks only for classes that have no part or whose input changed (for stage 2: a
+different ASKG entry). The final YAML is rebuilt from the parts at the end of every run, in class-index
+order, with keys exactly the class names; classes that still failed are listed and left out, never
+written as bad entries. `--fresh` deletes the parts folder first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import queue
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar
+
+import yaml
+
+from slowfast.text import prompts
+from slowfast.text.askg import SchemaError, load_yaml_file, parse_yaml_answer, validate_askg, validate_xprompt
+from slowfast.text.llm import LLMClient, LLMError, LLMFatalError, UsageCounter
+
+logger = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------------------------- files
+def atomic_write_text(path: str, text: str) -> None:
+    """Write `text` to `path` so that readers see the old file or the whole new one, never a part."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".yml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096)
+
+
+def read_class_index(path: str) -> list[str]:
+    """Class names in index order from `{"0": "name", ...}`; keys must be contiguous 0..K-1, names unique."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise SchemaError(f"cannot read class-index file {path}: {e}") from None
+    if not isinstance(raw, dict) or not raw:
+        raise SchemaError(f"{path}: expected a JSON object {{\"0\": \"class name\", ...}}")
+    try:
+        by_index = {int(k): v for k, v in raw.items()}
+    except ValueError:
+        bad = next(k for k in raw if not str(k).lstrip("-").isdigit())
+        raise SchemaError(f"{path}: key {bad!r} is not an integer class index") from None
+    missing = sorted(set(range(len(by_index))) - set(by_index))
+    if missing:
+        raise SchemaError(f"{path}: class indices must be contiguous 0..{len(by_index) - 1}; missing {missing[:5]}")
+    names = [by_index[i] for i in range(len(by_index))]
+    for i, n in enumerate(names):
+        if not isinstance(n, str) or not n.strip():
+            raise SchemaError(f"{path}: class {i} has no name ({n!r})")
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names):
+        if n in seen:
+            raise SchemaError(f"{path}: classes {seen[n]} and {i} have the same name {n!r}")
+        seen[n] = i
+    return names
+
+
+# -------------------------------------------------------------------------------------------- progress
+def messages_fingerprint(messages: list[dict]) -> str:
+    return hashlib.sha256(json.dumps(messages, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+class ProgressStore:
+    """One YAML per finished class under `<output>.parts/`, named by a hash of the class name (names may
+    hold any character, and a class keeps its part when the class list around it changes)."""
+
+    def __init__(self, output_path: str):
+        self.folder = os.path.abspath(output_path) + ".parts"
+
+    def part_path(self, name: str) -> str:
+        return os.path.join(self.folder, hashlib.sha1(name.encode("utf-8")).hexdigest()[:20] + ".yml")
+
+    def save(self, index: int, name: str, fingerprint: str, entry: dict, model: str) -> None:
+        record = {"class": name, "index": index, "input_sha256": fingerprint, "model": model, "entry": entry}
+        atomic_write_text(self.part_path(name), dump_yaml(record))
+
+    def load(self, name: str, fingerprint: str) -> Optional[dict]:
+        """The stored entry for class `name` when it exists and was made from the same input, else None."""
+        path = self.part_path(name)
+        if not os.path.isfile(path):
+            return None
+        try:
+            record = load_yaml_file(path)
+        except SchemaError as e:
+            logger.warning("ignoring unreadable progress part (%s); class %r will be asked again", e, name)
+            return None
+        if not isinstance(record, dict) or record.get("class") != name:
+            logger.warning("ignoring progress part %s: it does not hold class %r", path, name)
+            return None
+        if record.get("input_sha256") != fingerprint:
+            logger.info("class %r: input or prompt changed since it was saved; asking again", name)
+            return None
+        return record.get("entry")
+
+    def count(self) -> int:
+        if not os.path.isdir(self.folder):
+            return 0
+        return sum(1 for f in os.listdir(self.folder) if f.endswith(".yml") and not f.startswith("."))
+
+    def clear(self) -> None:
+        if os.path.isdir(self.folder):
+            shutil.rmtree(self.folder)
+
+
+# --------------------------------------------------------------------------------------------- stages
+@dataclass(frozen=True)
+class StageItem:
+    index: int
+    name: str
+    source: Optional[Mapping] = None  # stage 2: the class's ASKG entry
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """What one stage asks and how it checks the answer."""
+
+    title: str
+    build_messages: Callable[[StageItem], list[dict]]
+    validate: Callable[[Any, StageItem], dict]
+    default_temperature: float
+
+
+ASKG_STAGE = StageSpec(
+    title="ASKG",
+    build_messages=lambda item: prompts.askg_messages(item.name),
+    validate=lambda obj, item: validate_askg(obj, item.name),
+    default_temperature=prompts.ASKG_TEMPERATURE,
+)
+XPROMPT_STAGE = StageSpec(
+    title="xprompt",
+    build_messages=lambda item: prompts.xprompt_messages(item.source),
+    validate=lambda obj, item: validate_xprompt(obj, item.name, item.source),
+    default_temperature=prompts.XPROMPT_TEMPERATURE,
+)
+
+
+@dataclass
+class StageReport:
+    total: int = 0
+    reused: int = 0
+    asked: int = 0
+    succeeded: int = 0
+    failures: dict[str, str] = field(default_factory=dict)  # class name -> reason
+    usage: UsageCounter = field(default_factory=UsageCounter)
+    fatal: Optional[str] = None
+    written: int = 0
+    output: str = ""
+
+    def summary(self) -> str:
+        u = self.usage
+        lines = [
+            f"classes: {self.total} ({self.reused} from earlier runs, {self.asked} asked now, "
+            f"{self.succeeded} answered, {len(self.failures)} failed)",
+            f"requests: {u.requests} ({u.retries} retries); tokens: {u.prompt_tokens} prompt + "
+            f"{u.completion_tokens} completion = {u.total_tokens}",
+            f"wrote {self.written} classes to {self.output}" if self.output else "nothing written",
+        ]
+        if self.failures:
+            lines.append(f"failed classes ({len(self.failures)}; not written, run again to retry them):")
+            shown = list(self.failures.items())[:20]
+            lines += [f"  - {name}: {reason}" for name, reason in shown]
+            if len(self.failures) > len(shown):
+                lines.append(f"  ... and {len(self.failures) - len(shown)} more")
+        if self.fatal:
+            lines.append(f"stopped: {self.fatal}")
+        return "\n".join(lines)
+
+
+def ask_one(
+    item: StageItem, messages: list[dict], spec: StageSpec, client: LLMClient, temperature: float, max_reasks: int
+) -> dict:
+    """A validated entry for one class, re-asking with the error up to `max_reasks` times."""
+    context = f"class {item.index} {item.name!r}"
+    convo = messages
+    error = ""
+    for attempt in range(max_reasks + 1):
+        result = client.chat(convo, temperature=temperature, context=context)
+        try:
+            return spec.validate(parse_yaml_answer(result.text), item)
+        except SchemaError as e:
+            error = str(e)
+            logger.warning("%s: answer %d rejected: %s", context, attempt + 1, error)
+            convo = prompts.reask_messages(messages, result.text, error)
+    raise SchemaError(f"no valid answer after {max_reasks + 1} tries; last error: {error}")
+
+
+def format_messages(item: StageItem, messages: list[dict]) -> str:
+    parts = [f"===== class {item.index}: {item.name} ====="]
+    for m in messages:
+        parts.append(f"--- {m['role']} ---\n{m['content']}")
+    return "\n".join(parts)
+
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+
+def run_parallel(
+    jobs: list[J], fn: Callable[[J], R], concurrency: int, stop: threading.Event
+) -> Iterator[tuple[J, Optional[R], Optional[BaseException]]]:
+    """`(job, result, exception)` for each job as it finishes, at most `concurrency` at a time.
+
+    Daemon threads, not a ThreadPoolExecutor: after Ctrl-C the process must exit at once instead of
+    waiting at interpreter exit for requests still in flight (their classes are simply asked next run).
+    Once `stop` is set no new job starts; jobs never started are not yielded.
+    """
+    todo: queue.Queue = queue.Queue()
+    for job in jobs:
+        todo.put(job)
+    done: queue.Queue = queue.Queue()
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                job = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((job, fn(job), None))
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                done.put((job, None, e))
+
+    threads = [threading.Thread(target=worker, daemon=True, name=f"llm-worker-{i}")
+               for i in range(max(1, min(concurrency, len(jobs))))]
+    for t in threads:
+        t.start()
+    received = 0
+    while received < len(jobs):
+        try:
+            item = done.get(timeout=0.1)  # a short timeout keeps Ctrl-C responsive
+        except queue.Empty:
+            if not any(t.is_alive() for t in threads) and done.empty():
+                return
+            continue
+        received += 1
+        yield item
+
+
+def run_stage(
+    items: list[StageItem],
+    spec: StageSpec,
+    output: str,
+    make_client: Callable[[], LLMClient],
+    concurrency: int = 4,
+    temperature: Optional[float] = None,
+    max_reasks: int = 2,
+    dry_run: int = 0,
+    fresh: bool = False,
+    echo: Callable[[str], None] = print,
+) -> StageReport:
+    """Ask for every class of `items` that has no valid stored answer, then write `output`.
+
+    `make_client` is called only when something must be asked (a finished run needs no key).
+    `dry_run` > 0 prints the messages of that many pending classes and asks nothing.
+    """
+    temperature = spec.default_temperature if temperature is None else temperature
+    store = ProgressStore(output)
+    report = StageReport(total=len(items))
+    if fresh and not dry_run:
+        store.clear()
+    entries: dict[int, dict] = {}
+    pending: list[tuple[StageItem, list[dict], str]] = []
+    for item in items:
+        messages = spec.build_messages(item)
+        fp = messages_fingerprint(messages)
+        stored = None if fresh else store.load(item.name, fp)
+        if stored is not None:
+            try:
+                entries[item.index] = spec.validate(stored, item)
+                continue
+            except SchemaError as e:
+                logger.warning("stored answer for class %d %r is invalid (%s); asking again", item.index, item.name, e)
+        pending.append((item, messages, fp))
+    report.reused = len(entries)
+
+    if dry_run:
+        echo(f"dry run ({spec.title}): {len(entries)} classes already done, {len(pending)} to ask; "
+             f"messages of the first {min(dry_run, len(pending))} (temperature {temperature}):")
+        for item, messages, _ in pending[:dry_run]:
+            echo(format_messages(item, messages))
+        report.output = ""
+        return report
+
+    if pending:
+        client = make_client()
+        report.usage = client.usage
+        logger.info("%s: %d classes done earlier, asking %d (model %s at %s, concurrency %d)", spec.title,
+                    len(entries), len(pending), client.settings.model, client.settings.base_url, concurrency)
+
+        def work(item: StageItem, messages: list[dict], fp: str) -> dict:
+            try:
+                entry = ask_one(item, messages, spec, client, temperature, max_reasks)
+            except LLMFatalError:
+                client.stop_event.set()  # here, so that this worker takes no further class either
+                raise
+            store.save(item.index, item.name, fp, entry, client.settings.model)
+            return entry
+
+        report.asked = len(pending)
+        answered: set[int] = set()
+        try:
+            results = run_parallel(pending, lambda job: work(*job), concurrency, client.stop_event)
+            for (item, _, _), entry, exc in results:
+                answered.add(item.index)
+                if exc is None:
+                    entries[item.index] = entry
+                    report.succeeded += 1
+                    logger.info("[%d/%d] class %d %r saved", len(entries), len(items), item.index, item.name)
+                elif isinstance(exc, LLMFatalError):
+                    report.failures[item.name] = str(exc)
+                    if report.fatal is None:
+                        report.fatal = str(exc)
+                        client.stop_event.set()  # no new class starts; pending retry waits end
+                elif isinstance(exc, (LLMError, SchemaError)):
+                    report.failures[item.name] = str(exc)
+                    logger.error("class %d %r failed: %s", item.index, item.name, exc)
+                else:
+                    raise exc
+        except BaseException:
+            client.stop_event.set()
+            raise
+        for item, _, _ in pending:
+            if item.index not in answered:
+                report.failures[item.name] = "not asked (run stopped)"
+
+    ordered = {item.name: entries[item.index] for item in items if item.index in entries}
+    # Keep failures in class-index order too.
+    order = {item.name: item.index for item in items}
+    report.failures = dict(sorted(report.failures.items(), key=lambda kv: order.get(kv[0], 0)))
+    header = (
+        f"# {spec.title} entries for {len(ordered)} of {len(items)} classes, in class-index order; "
+        f"keys are the class names. Written by slowfast.text.stages.\n"
+    )
+    atomic_write_text(output, header + dump_yaml(ordered))
+    report.written = len(ordered)
+    report.output = output
+    return report
+
+
+def askg_items(class_names: list[str], limit: Optional[int] = None) -> list[StageItem]:
+    names = class_names if limit is None else class_names[:limit]
+    return [StageItem(i, n) for i, n in enumerate(names)]
+
+
+def xprompt_items(
+    askg: Mapping[str, dict], class_names: Optional[list[str]] = None, limit: Optional[int] = None, source: str = "ASKG"
+) -> list[StageItem]:
+    """Stage-2 items in class-index order (`class_names`) or the ASKG file's order; missing classes are an error."""
+    names = list(askg) if class_names is None else list(class_names)
+    if limit is not None:
+        names = names[:limit]
+    missing = [n for n in names if n not in askg]
+    if missing:
+        raise SchemaError(
+            f"{source} has no entry for {len(missing)} classes of the class list, e.g. {missing[:5]}; "
+            "finish stage 1 for them first"
+        )
+    return [StageItem(i, n, askg[n]) for i, n in enumerate(names)]

@@ -1,0 +1,195 @@
+"""Stage 3: extended prompts + templates + class names -> the `[K, N, E]` text-feature file.
+
+For each template τ and class c with clauses (oo, ao, aa): the bare prompt τ(c), then one prompt
+τ("c, clause") per clause. In `xmix` mode the lists are concatenated and deduplicated keeping the first
+occurrence (the original used a Python set, whose order changes from run to run). Each class's list is
+padded to the longest one, M, by cycling its own prompts, and the N = len(templates)·M prompts are laid
+out template-major: N index = template·M + slot. Features are CLIP text embeddings, not normalised
+(the model normalises per prompt when it loads the file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+
+from slowfast.text.askg import SchemaError, load_entries, load_yaml_file
+
+if TYPE_CHECKING:  # torch is imported where it is used: stage 3's prompt table needs none
+    import torch
+
+logger = logging.getLogger(__name__)
+
+MODES = ("xmix", "xoo", "xao", "xaa", "base")
+_MODE_FIELDS = {"xmix": ("xprompt_oo", "xprompt_ao", "xprompt_aa"), "xoo": ("xprompt_oo",),
+                "xao": ("xprompt_ao",), "xaa": ("xprompt_aa",), "base": ()}
+
+
+def default_templates_file() -> str:
+    """`label_db/templates.yml` of this checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.join(root, "label_db", "templates.yml")
+
+
+def load_templates(path: str, num_templates: Optional[int] = 8) -> list[str]:
+    """The first `num_templates` entries of the file's `templates` list; each must hold one `{}`."""
+    data = load_yaml_file(path)
+    templates = data.get("templates") if isinstance(data, Mapping) else None
+    if not isinstance(templates, list) or not templates:
+        raise SchemaError(f"{path}: expected a key 'templates' holding a list of sentences with '{{}}'")
+    for i, t in enumerate(templates):
+        if not isinstance(t, str) or t.count("{}") != 1:
+            raise SchemaError(f"{path}: templates[{i}] = {t!r} must be a string with exactly one '{{}}'")
+    if num_templates is not None:
+        if num_templates < 1 or num_templates > len(templates):
+            raise SchemaError(f"{path} has {len(templates)} templates; --num-templates {num_templates} is out of range")
+        templates = templates[:num_templates]
+    return list(templates)
+
+
+def fill(template: str, text: str) -> str:
+    # str.replace, not str.format: a clause may contain braces.
+    return template.replace("{}", text, 1)
+
+
+def class_prompts(template: str, class_name: str, entry: Optional[Mapping], mode: str) -> list[str]:
+    """The bare prompt, then one per clause of the mode's fields; duplicates dropped, first occurrence kept."""
+    prompts = [fill(template, class_name)]
+    for key in _MODE_FIELDS[mode]:
+        prompts += [fill(template, f"{class_name}, {clause}") for clause in (entry or {}).get(key, [])]
+    return list(dict.fromkeys(prompts))
+
+
+def build_prompt_table(
+    class_names: Sequence[str], xprompts: Mapping[str, Mapping], templates: Sequence[str], mode: str = "xmix"
+) -> tuple[list[list[str]], int]:
+    """`(prompts, M)`: prompts[k] holds the N = len(templates)·M prompts of class k, template-major."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    per = [[class_prompts(t, c, xprompts.get(c), mode) for t in templates] for c in class_names]
+    m = max(len(lst) for row in per for lst in row)
+    table = []
+    for row in per:
+        padded: list[str] = []
+        for lst in row:
+            padded += [lst[i % len(lst)] for i in range(m)]
+        table.append(padded)
+    return table, m
+
+
+def match_xprompts(path: str, class_names: Sequence[str], mode: str) -> dict[str, dict]:
+    """xprompt entries keyed by our class names; an exact key match first, then a unique case-insensitive one.
+
+    Every class must have an entry (except in `base` mode, which needs no file): a missing class is an
+    error that names it, never a silent shift of rows.
+    """
+    if mode == "base" and not path:
+        return {}
+    entries = load_entries(path, "xprompt")
+    folded: dict[str, list[str]] = {}
+    for key in entries:
+        folded.setdefault(key.casefold(), []).append(key)
+    out, missing = {}, []
+    for name in class_names:
+        if name in entries:
+            out[name] = entries[name]
+            continue
+        cands = folded.get(name.casefold(), [])
+        if len(cands) == 1:
+            logger.warning("%s: class %r matched to entry %r (case differs)", path, name, cands[0])
+            out[name] = entries[cands[0]]
+        else:
+            missing.append(name)
+    if missing:
+        raise SchemaError(
+            f"{path} has no entry for {len(missing)} of {len(class_names)} classes, e.g. {missing[:5]}; "
+            "run stage 2 (utils/extended_text_prompt.py) for them"
+        )
+    extra = len(entries) - len(out)
+    if extra > 0:
+        logger.info("%s: %d entries are not in the class list and are ignored", path, extra)
+    return out
+
+
+def encode_prompts(
+    model: torch.nn.Module, prompts: Sequence[str], batch_size: int = 256, truncate: bool = False
+) -> torch.Tensor:
+    """`[len(prompts), E]` fp32 CLIP text embeddings (on the CPU), encoded in batches on the model's device."""
+    import torch
+
+    from slowfast.models.clip import tokenize
+
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = list(prompts[start:start + batch_size])
+        try:
+            tokens = tokenize(chunk, context_length=model.context_length, truncate=truncate)
+        except ValueError as e:
+            raise SchemaError(f"{e}; shorten that clause or pass --truncate") from None
+        # Causal attention: tokens after end-of-text cannot change its embedding, so cut the padding.
+        length = int(tokens.argmax(dim=-1).max()) + 1
+        with torch.no_grad():
+            out.append(model.encode_text(tokens[:, :length].to(device)).float())
+    return torch.cat(out).cpu()
+
+
+def build_text_features(
+    model: torch.nn.Module,
+    class_names: Sequence[str],
+    xprompts: Mapping[str, Mapping],
+    templates: Sequence[str],
+    mode: str = "xmix",
+    batch_size: int = 256,
+    truncate: bool = False,
+) -> tuple[torch.Tensor, list[list[str]], int]:
+    """`(features [K, N, E], prompts [K][N], M)`; each distinct prompt is encoded once."""
+    import torch
+
+    table, m = build_prompt_table(class_names, xprompts, templates, mode)
+    unique = list(dict.fromkeys(p for row in table for p in row))
+    emb = encode_prompts(model.eval(), unique, batch_size=batch_size, truncate=truncate)
+    where = {p: i for i, p in enumerate(unique)}
+    index = torch.tensor([[where[p] for p in row] for row in table], dtype=torch.long)
+    return emb[index], table, m
+
+
+def make_feature_file(
+    xprompt_path: str,
+    class_names: Sequence[str],
+    clip_weights: str,
+    output: str,
+    templates: Sequence[str],
+    mode: str = "xmix",
+    batch_size: int = 256,
+    device: str = "cpu",
+    truncate: bool = False,
+) -> dict:
+    """Build and save the feature file; returns a small summary (shape, M, prompt counts)."""
+    from slowfast.models.clip import load_clip
+    from slowfast.text.features import save_text_features
+
+    xprompts = match_xprompts(xprompt_path, class_names, mode)
+    model = load_clip(clip_weights).to(device)
+    feats, table, m = build_text_features(model, class_names, xprompts, templates, mode, batch_size, truncate)
+    distinct = [len(set(row[:m])) for row in table]  # distinct prompts of the first template, per class
+    save_text_features(
+        output,
+        feats,
+        class_names=list(class_names),
+        clip=dataclasses.asdict(model.config),
+        clip_weights=os.path.basename(clip_weights),
+        templates=list(templates),
+        prompts=table,
+        mode=mode,
+        prompts_per_template=m,
+    )
+    return {
+        "shape": tuple(feats.shape),
+        "prompts_per_template": m,
+        "distinct_min": min(distinct),
+        "distinct_max": max(distinct),
+        "distinct_mean": sum(distinct) / len(distinct),
+    }

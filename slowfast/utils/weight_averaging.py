@@ -1,0 +1,604 @@
+"""Checkpoint averaging (weight-space ensembles) and weight-space patching, streaming from disk.
+
+After training, STDD averages its epoch checkpoints (the paper: uniform average of epochs 2..22) and
+tests the averaged model zero-shot. The original tool stacked every checkpoint in memory, crashed on
+stray files and dropped adapter weights (spec §7, §10.2 item 12). Here:
+
+* one checkpoint is loaded at a time (memory-mapped) and accumulated in fp32 into one running sum per
+  scheme, so peak memory is about (number of schemes + 1) model states whatever the number of
+  checkpoints;
+* a scheme is a weight vector over the files actually present (ids parsed from the names), so that the
+  exponential moving average, too, is a weighted sum and all schemes share one pass over the files;
+* `raw_model.*` (the frozen teacher), integer buffers and keys outside the selection are carried over
+  unchanged from the last checkpoint;
+* output files are written atomically (temp file in the same folder + `os.replace`).
+
+Schemes (weights over the n sources in id order, always summing to 1):
+
+* ``swa``: uniform, w_i = 1/n.
+* ``gwa``: w_i ∝ N(id_i; mu, sigma), evaluated at each present id (raw CLIP is id 0).
+* ``bwa``: w_i ∝ Beta(a, b).pdf((rank_i + 0.5)/n) with rank_i = 0..n-1 over the present sources. The
+  original evaluated it on an assumed count of wa_end - wa_start + 1 files; with every file present the
+  two agree, with gaps we spread the U-shape over the files that exist.
+* ``ewa``: θ ← θ_1, then θ ← d·θ + (1−d)·θ_i, which is w_1 = d^(n−1), w_i = (1−d)·d^(n−i) for i ≥ 2.
+
+Raw CLIP as epoch 0 (``raw_clip``) only has the OpenAI CLIP keys. For keys it lacks (adapters,
+`projector_v.*`) the weights of the sources that do hold the key are rescaled to sum 1, i.e. those
+keys are averaged over the checkpoints only.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional, Sequence
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+METHODS = ("swa", "gwa", "bwa", "ewa")
+KEY_MODES = ("all", "clip")
+CLIP_PREFIX = "model."
+TEACHER_PREFIX = "raw_model."
+RAW_CLIP_ID = 0
+
+# `checkpoint_epoch_00005.pyth`, optionally with the engine's `{TASK}_` prefix.
+_CHECKPOINT_NAME = re.compile(r"^(?:(?P<task>.+)_)?checkpoint_epoch_(?P<id>\d+)\.pyth$")
+
+
+class WeightAveragingError(RuntimeError):
+    """The checkpoints cannot be averaged or patched; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class SchemeParams:
+    """Parameters of the weighting schemes (defaults are the original tool's constants)."""
+
+    gauss_mu: float = 15.0
+    gauss_sigma: float = 10.0
+    beta_a: float = 0.5
+    beta_b: float = 0.5
+    ewa_decay: float = 0.9
+
+    def check(self) -> None:
+        if not self.gauss_sigma > 0:
+            raise WeightAveragingError(f"gauss_sigma must be > 0, got {self.gauss_sigma}")
+        if not (self.beta_a > 0 and self.beta_b > 0):
+            raise WeightAveragingError(f"beta_a and beta_b must be > 0, got {self.beta_a}, {self.beta_b}")
+        if not 0.0 <= self.ewa_decay <= 1.0:
+            raise WeightAveragingError(f"ewa_decay must be in [0, 1], got {self.ewa_decay}")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input of the average: an epoch checkpoint (id = 1-based epoch) or raw CLIP (id 0)."""
+
+    id: int
+    path: str
+    is_raw_clip: bool = False
+
+
+TensorSpec = tuple[tuple[int, ...], torch.dtype]
+
+
+@dataclass
+class AveragingPlan:
+    """Everything decided before the heavy pass: the sources, the keys and each scheme's weights."""
+
+    sources: list[Source]
+    methods: list[str]
+    weights: dict[str, list[float]]
+    """Per scheme, one weight per source (in `sources` order), for keys every source holds."""
+    checkpoint_weights: dict[str, list[float]]
+    """Per scheme, the weights rescaled over the checkpoints only (keys raw CLIP lacks); = `weights` without raw CLIP."""
+    keys_mode: str
+    averaged_keys: list[str]
+    clip_keys: frozenset[str]
+    reference: dict[str, TensorSpec]
+    params: SchemeParams
+    start: int
+    end: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def checkpoints(self) -> list[Source]:
+        return [s for s in self.sources if not s.is_raw_clip]
+
+    @property
+    def raw_clip(self) -> Optional[Source]:
+        return next((s for s in self.sources if s.is_raw_clip), None)
+
+    def output_name(self, method: str) -> str:
+        suffix = "_rawclip" if self.raw_clip is not None else ""
+        return f"{method}_{self.start}_{self.end}{suffix}.pth"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Weights
+# ----------------------------------------------------------------------------------------------------
+
+
+def scheme_weights(method: str, ids: Sequence[int], params: SchemeParams = SchemeParams()) -> list[float]:
+    """Normalised weights of `method` for sources with these ids, given in averaging (id) order."""
+    params.check()
+    n = len(ids)
+    if n == 0:
+        raise WeightAveragingError("no sources to average")
+    if method == "swa":
+        raw = [1.0] * n
+    elif method == "gwa":
+        raw = [math.exp(-0.5 * ((x - params.gauss_mu) / params.gauss_sigma) ** 2) for x in ids]
+    elif method == "bwa":
+        # Beta pdf without its constant 1/B(a, b), which the normalisation removes.
+        xs = [(r + 0.5) / n for r in range(n)]
+        raw = [x ** (params.beta_a - 1) * (1 - x) ** (params.beta_b - 1) for x in xs]
+    elif method == "ewa":
+        d = params.ewa_decay
+        raw = [d ** (n - 1)] + [(1 - d) * d ** (n - i) for i in range(2, n + 1)]
+    else:
+        raise WeightAveragingError(f"unknown averaging method {method!r}; choose from {', '.join(METHODS)}")
+    total = sum(raw)
+    if not total > 0 or not math.isfinite(total):
+        raise WeightAveragingError(f"{method}: weights {raw} for ids {list(ids)} do not sum to a positive number")
+    return [w / total for w in raw]
+
+
+def _renormalised(weights: Sequence[float], keep: Sequence[bool]) -> list[float]:
+    """The weights of the kept sources rescaled to sum 1 (the others get 0)."""
+    total = sum(w for w, k in zip(weights, keep) if k)
+    if not total > 0:
+        # Only when every kept weight is 0: ewa with decay 1 puts everything on raw CLIP (the first
+        # source); for the keys raw CLIP lacks, "keep the first" means the first checkpoint.
+        first = list(keep).index(True)
+        return [1.0 if i == first else 0.0 for i in range(len(keep))]
+    return [w / total if k else 0.0 for w, k in zip(weights, keep)]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Finding and checking the checkpoints
+# ----------------------------------------------------------------------------------------------------
+
+
+def checkpoint_id(name: str) -> Optional[int]:
+    """The 1-based epoch id in an engine checkpoint file name, or None for any other name."""
+    m = _CHECKPOINT_NAME.match(name)
+    return int(m.group("id")) if m else None
+
+
+def _load_mmap(path: str) -> object:
+    # mmap: tensor data stays on disk until read, so inspecting a 2 GB checkpoint costs nothing and
+    # reading it costs only the pages touched (the optimizer state is never touched).
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as e:
+        if "mmap" not in str(e):
+            raise
+    # Files in torch's legacy (pre-zip) format cannot be memory-mapped: read them whole.
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _read_model_state(path: str) -> tuple[Optional[dict[str, torch.Tensor]], Optional[int], str]:
+    """(model_state, epoch, "") for a checkpoint, or (None, None, reason) for a file that is not one."""
+    try:
+        obj = _load_mmap(path)
+    except Exception as e:  # truncated, not a torch file, or holds objects weights_only refuses
+        first = str(e).splitlines()[0] if str(e) else ""
+        return None, None, f"unreadable ({type(e).__name__}: {first[:200]})"
+    if not isinstance(obj, Mapping) or "model_state" not in obj:
+        return None, None, "no 'model_state' entry"
+    state = obj["model_state"]
+    if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        return None, None, "'model_state' is not a non-empty dict of tensors"
+    epoch = obj.get("epoch")
+    return dict(state), (int(epoch) if isinstance(epoch, int) else None), ""
+
+
+def _spec(state: Mapping[str, torch.Tensor]) -> dict[str, TensorSpec]:
+    return {k: (tuple(v.shape), v.dtype) for k, v in state.items()}
+
+
+def _check_same_layout(reference: Mapping[str, TensorSpec], ref_path: str, spec: Mapping[str, TensorSpec], path: str) -> None:
+    missing = [k for k in reference if k not in spec]
+    if missing:
+        raise WeightAveragingError(
+            f"{path}: key {missing[0]!r} of {ref_path} is missing ({len(missing)} keys missing); "
+            "all averaged checkpoints must come from the same model"
+        )
+    extra = [k for k in spec if k not in reference]
+    if extra:
+        raise WeightAveragingError(
+            f"{path}: key {extra[0]!r} is not in {ref_path} ({len(extra)} extra keys); "
+            "all averaged checkpoints must come from the same model"
+        )
+    for k, (shape, _) in reference.items():
+        if spec[k][0] != shape:
+            raise WeightAveragingError(f"{path}: key {k!r} has shape {list(spec[k][0])}, {ref_path} has {list(shape)}")
+
+
+def find_checkpoints(source_dir: str, start: Optional[int] = None, end: Optional[int] = None) -> tuple[list[Source], list[str]]:
+    """Checkpoint files of `source_dir` with start <= id <= end, in id order, and notes on ignored names.
+
+    Only names are looked at here; `plan_averaging` opens the files.
+    """
+    if not os.path.isdir(source_dir):
+        raise WeightAveragingError(f"source directory not found: {source_dir}")
+    found: dict[int, str] = {}
+    notes: list[str] = []
+    for name in sorted(os.listdir(source_dir)):
+        path = os.path.join(source_dir, name)
+        cid = checkpoint_id(name)
+        if cid is None:
+            notes.append(f"ignored {path}: not a checkpoint_epoch_NNNNN.pyth file")
+            continue
+        if not os.path.isfile(path):
+            notes.append(f"ignored {path}: not a regular file")
+            continue
+        if cid in found:
+            raise WeightAveragingError(f"two checkpoints with epoch id {cid} in {source_dir}: {found[cid]} and {path}")
+        found[cid] = path
+    selected = [
+        Source(i, found[i]) for i in sorted(found)
+        if (start is None or i >= start) and (end is None or i <= end)
+    ]
+    return selected, notes
+
+
+def _stock_clip_keys(model_spec: Mapping[str, TensorSpec], source: str) -> set[str]:
+    """`model.`-prefixed keys of a stock OpenAI CLIP of the architecture inferred from the checkpoint.
+
+    The keys of the checkpoint's student that are not in this set are the ones STDD added (adapters,
+    message tokens, ...). Key names depend only on the layer counts, so a CLIP with those counts and
+    tiny widths stands in for the real one (no memory, no time).
+    """
+    from slowfast.models.clip import CLIP, CLIPWeightsError, custom_clip_config, infer_clip_config
+
+    shapes = {k[len(CLIP_PREFIX):]: torch.empty(s, device="meta") for k, (s, _) in model_spec.items() if k.startswith(CLIP_PREFIX)}
+    try:
+        config = infer_clip_config(shapes, source=source)
+    except CLIPWeightsError as e:
+        raise WeightAveragingError(f"--keys clip: cannot infer the CLIP architecture of the 'model.' keys: {e}") from None
+    stand_in = custom_clip_config(
+        embed_dim=4, image_resolution=4, vision_patch=4, vision_width=4, vision_layers=config.vision_layers,
+        vision_heads=1, text_width=4, text_layers=config.transformer_layers, text_heads=1, context_length=2, vocab_size=2,
+    )
+    keys = {CLIP_PREFIX + k for k in CLIP(stand_in).state_dict()}
+    missing = sorted(k for k in keys if k not in model_spec)
+    if missing:
+        raise WeightAveragingError(f"{source}: CLIP key {missing[0]!r} is missing ({len(missing)} CLIP keys missing)")
+    return keys
+
+
+def plan_averaging(
+    source_dir: str,
+    methods: Sequence[str] = ("swa",),
+    start: Optional[int] = None,
+    end: Optional[int] = None,
+    keys: str = "all",
+    raw_clip: Optional[str] = None,
+    params: SchemeParams = SchemeParams(),
+) -> AveragingPlan:
+    """Open (memory-mapped) and check every selected checkpoint, pick the keys, compute the weights.
+
+    Files with a checkpoint name that cannot be read or hold no `model_state` are skipped with a note;
+    checkpoints whose keys or shapes differ from the first stop the plan (file and key named), as does
+    an `epoch` entry that disagrees with the id in the file name.
+    """
+    methods = list(dict.fromkeys(methods))
+    for m in methods:
+        if m not in METHODS:
+            raise WeightAveragingError(f"unknown averaging method {m!r}; choose from {', '.join(METHODS)}")
+    if not methods:
+        raise WeightAveragingError("no averaging method given")
+    if keys not in KEY_MODES:
+        raise WeightAveragingError(f"keys must be one of {', '.join(KEY_MODES)}, got {keys!r}")
+    if start is not None and end is not None and start > end:
+        raise WeightAveragingError(f"start {start} is after end {end}")
+    params.check()
+
+    candidates, notes = find_checkpoints(source_dir, start, end)
+    checkpoints: list[Source] = []
+    reference: Optional[dict[str, TensorSpec]] = None
+    ref_path = ""
+    for src in candidates:
+        state, epoch, reason = _read_model_state(src.path)
+        if state is None:
+            notes.append(f"ignored {src.path}: {reason}")
+            continue
+        if epoch is not None and epoch + 1 != src.id:
+            raise WeightAveragingError(
+                f"{src.path}: the file name says epoch {src.id} but the checkpoint holds epoch {epoch} "
+                f"(0-based, i.e. file epoch {epoch + 1}); was it renamed?"
+            )
+        spec = _spec(state)
+        del state
+        if reference is None:
+            reference, ref_path = spec, src.path
+        else:
+            _check_same_layout(reference, ref_path, spec, src.path)
+        checkpoints.append(src)
+    if reference is None:
+        rng = f"ids {start if start is not None else 'first'}..{end if end is not None else 'last'}"
+        raise WeightAveragingError(f"no readable checkpoint_epoch_NNNNN.pyth files for {rng} in {source_dir}")
+
+    sources = list(checkpoints)
+    clip_spec: Optional[dict[str, TensorSpec]] = None
+    if raw_clip is not None:
+        from slowfast.models.clip import CLIPWeightsError, read_state_dict
+
+        try:
+            clip_sd = read_state_dict(raw_clip)
+        except CLIPWeightsError as e:
+            raise WeightAveragingError(str(e)) from None
+        clip_spec = {CLIP_PREFIX + k: s for k, s in _spec(clip_sd).items()}
+        del clip_sd
+        for k, (shape, _) in clip_spec.items():
+            if k not in reference:
+                raise WeightAveragingError(f"{raw_clip}: CLIP key {k[len(CLIP_PREFIX):]!r} has no {k!r} in {ref_path}")
+            if reference[k][0] != shape:
+                raise WeightAveragingError(
+                    f"{raw_clip}: CLIP key {k[len(CLIP_PREFIX):]!r} has shape {list(shape)}, {k!r} in {ref_path} has {list(reference[k][0])}"
+                )
+        sources.insert(0, Source(RAW_CLIP_ID, raw_clip, is_raw_clip=True))
+
+    # CLIP keys: those of the raw CLIP file when given, else those of a stock CLIP of the inferred size.
+    clip_keys: frozenset[str]
+    if clip_spec is not None:
+        clip_keys = frozenset(clip_spec)
+    elif keys == "clip":
+        clip_keys = frozenset(_stock_clip_keys(reference, ref_path))
+    else:
+        clip_keys = frozenset()
+    floating = [k for k, (_, dt) in reference.items() if dt.is_floating_point]
+    if keys == "clip":
+        averaged = [k for k in floating if k in clip_keys]
+    else:
+        # Every trainable-model key: `model.*` (CLIP + adapters) and `projector_v.*`; not the frozen teacher.
+        averaged = [k for k in floating if not k.startswith(TEACHER_PREFIX)]
+
+    ids = [s.id for s in sources]
+    is_ckpt = [not s.is_raw_clip for s in sources]
+    weights = {m: scheme_weights(m, ids, params) for m in methods}
+    ckpt_weights = {m: _renormalised(w, is_ckpt) for m, w in weights.items()}
+    return AveragingPlan(
+        sources=sources, methods=methods, weights=weights, checkpoint_weights=ckpt_weights, keys_mode=keys,
+        averaged_keys=averaged, clip_keys=clip_keys, reference=reference, params=params,
+        start=start if start is not None else checkpoints[0].id,
+        end=end if end is not None else checkpoints[-1].id, notes=notes,
+    )
+
+
+def format_plan(plan: AveragingPlan) -> str:
+    """A human-readable table: which file gets which weight under each scheme."""
+    lines = [f"{len(plan.checkpoints)} checkpoints, ids {[s.id for s in plan.checkpoints]}"]
+    if plan.raw_clip is not None:
+        lines.append(f"raw CLIP as id 0: {plan.raw_clip.path} (CLIP keys only; other keys use the checkpoint-only weights)")
+    n_carried = len(plan.reference) - len(plan.averaged_keys)
+    lines.append(f"keys: {plan.keys_mode}: {len(plan.averaged_keys)} averaged, {n_carried} carried over from {plan.checkpoints[-1].path}")
+    header = "id".rjust(4) + "  " + "".join(m.rjust(10) for m in plan.methods) + "  file"
+    lines.append(header)
+    for i, s in enumerate(plan.sources):
+        lines.append(f"{s.id:4d}  " + "".join(f"{plan.weights[m][i]:10.6f}" for m in plan.methods) + f"  {s.path}")
+    if plan.raw_clip is not None:
+        lines.append("checkpoint-only weights (keys raw CLIP lacks):")
+        for i, s in enumerate(plan.sources):
+            if not s.is_raw_clip:
+                lines.append(f"{s.id:4d}  " + "".join(f"{plan.checkpoint_weights[m][i]:10.6f}" for m in plan.methods))
+    lines.append("outputs: " + ", ".join(plan.output_name(m) for m in plan.methods))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The streaming pass
+# ----------------------------------------------------------------------------------------------------
+
+
+def _load_source(src: Source) -> dict[str, torch.Tensor]:
+    if src.is_raw_clip:
+        from slowfast.models.clip import read_state_dict
+
+        return {CLIP_PREFIX + k: v for k, v in read_state_dict(src.path).items()}
+    state, _, reason = _read_model_state(src.path)
+    if state is None:  # the file changed since planning
+        raise WeightAveragingError(f"{src.path}: {reason}")
+    return state
+
+
+def accumulate(plan: AveragingPlan) -> dict[str, dict[str, torch.Tensor]]:
+    """One pass over the sources: for each scheme, the fp32 weighted sum of every averaged key.
+
+    Only one source is held at a time (memory-mapped); it is dropped before the next is opened.
+    """
+    sums: dict[str, dict[str, torch.Tensor]] = {m: {} for m in plan.methods}
+    averaged = set(plan.averaged_keys)
+    for i, src in enumerate(plan.sources):
+        state = _load_source(src)
+        if not src.is_raw_clip:
+            _check_same_layout(plan.reference, plan.checkpoints[0].path, _spec(state), src.path)
+        for key in plan.averaged_keys:
+            if key not in state:
+                continue  # raw CLIP lacks the non-CLIP keys: they use the checkpoint-only weights
+            value = state[key]
+            in_all = key in plan.clip_keys or plan.raw_clip is None
+            for m in plan.methods:
+                w = (plan.weights if in_all else plan.checkpoint_weights)[m][i]
+                acc = sums[m].get(key)
+                if acc is None:
+                    sums[m][key] = value.to(torch.float32) * w
+                else:
+                    acc.add_(value, alpha=w)
+        del state
+    for m in plan.methods:
+        missing = averaged - set(sums[m])
+        if missing:  # cannot happen with a consistent plan; guard against silent zeros
+            raise WeightAveragingError(f"{m}: no source held key {sorted(missing)[0]!r}")
+    return sums
+
+
+def save_atomic(obj: object, path: str) -> None:
+    """`torch.save` to a temp file in the target's folder, then `os.replace`: a crash leaves no partial `path`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _remove_stale_temps(path: str, log: Callable[[str], None]) -> None:
+    """Temp files of an earlier, killed write of `path` (named by `save_atomic`)."""
+    directory, base = os.path.split(os.path.abspath(path))
+    pattern = re.compile(r"^\." + re.escape(base) + r"\.[^.]+\.tmp$")
+    for name in os.listdir(directory):
+        if pattern.match(name):
+            os.remove(os.path.join(directory, name))
+            log(f"removed {os.path.join(directory, name)} (left by an interrupted run)")
+
+
+def _meta(plan: AveragingPlan, method: str) -> dict:
+    return {
+        "method": method,
+        "source_files": [s.path for s in plan.sources],
+        "source_ids": [s.id for s in plan.sources],
+        "weights": list(plan.weights[method]),
+        "checkpoint_only_weights": list(plan.checkpoint_weights[method]),
+        "raw_clip": plan.raw_clip.path if plan.raw_clip is not None else None,
+        "keys": plan.keys_mode,
+        "averaged_keys": len(plan.averaged_keys),
+        "carried_from": plan.checkpoints[-1].path,
+        "start": plan.start,
+        "end": plan.end,
+        "params": {
+            "gauss_mu": plan.params.gauss_mu, "gauss_sigma": plan.params.gauss_sigma,
+            "beta_a": plan.params.beta_a, "beta_b": plan.params.beta_b, "ewa_decay": plan.params.ewa_decay,
+        },
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def run_averaging(plan: AveragingPlan, output_dir: str, log: Callable[[str], None] = logger.info) -> list[str]:
+    """Average as planned and write `{method}_{start}_{end}.pth` per scheme into `output_dir`; the paths.
+
+    Averaged keys are cast back to the dtype of the last checkpoint; every other key (the frozen
+    teacher, integer buffers, keys outside `--keys`) is that checkpoint's tensor, unchanged.
+    """
+    sums = accumulate(plan)
+    last = _load_source(plan.checkpoints[-1])
+    os.makedirs(output_dir, exist_ok=True)
+    written = []
+    for method in plan.methods:
+        acc = sums.pop(method)
+        state: dict[str, torch.Tensor] = {}
+        for key in plan.reference:  # the checkpoints' key order
+            if key in acc:
+                state[key] = acc.pop(key).to(last[key].dtype)  # frees the fp32 sum key by key
+            else:
+                state[key] = last[key]
+        path = os.path.join(output_dir, plan.output_name(method))
+        _remove_stale_temps(path, log)
+        save_atomic({"model_state": state, "meta": _meta(plan, method)}, path)
+        log(f"wrote {path}")
+        written.append(path)
+        del state, acc
+    return written
+
+
+def average_checkpoints(
+    source_dir: str,
+    output_dir: str,
+    methods: Sequence[str] = ("swa",),
+    start: Optional[int] = None,
+    end: Optional[int] = None,
+    keys: str = "all",
+    raw_clip: Optional[str] = None,
+    params: SchemeParams = SchemeParams(),
+    log: Callable[[str], None] = logger.info,
+) -> list[str]:
+    """Plan, then average and write: the library form of `weight_average_tool.py`."""
+    plan = plan_averaging(source_dir, methods, start, end, keys, raw_clip, params)
+    for note in plan.notes:
+        log(note)
+    return run_averaging(plan, output_dir, log)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Weight-space patching (§5.2)
+# ----------------------------------------------------------------------------------------------------
+
+
+def patch_state_dict(
+    model_state: Mapping[str, torch.Tensor],
+    clip_state: Mapping[str, torch.Tensor],
+    ratio: float,
+    prefix: str = CLIP_PREFIX,
+) -> dict[str, torch.Tensor]:
+    """θ = ratio·θ_CLIP + (1 − ratio)·θ for every CLIP key (`prefix + k` for k in `clip_state`).
+
+    ratio 0 is the fine-tuned model, 1 raw CLIP. The blend is computed in fp32 and cast back to the
+    model's dtype. Keys the CLIP file lacks (the teacher, `projector_v.*`, adapters) are returned
+    unchanged, as are non-float entries. Used by `weight_average_tool.py --patch` and by the test
+    engine's TEST.PATCHING_MODEL, so both give the same weights.
+    """
+    if not (math.isfinite(ratio) and 0.0 <= ratio <= 1.0):
+        raise WeightAveragingError(f"patching ratio must be in [0, 1] (0 = fine-tuned, 1 = raw CLIP), got {ratio}")
+    out = dict(model_state)
+    for k, clip_value in clip_state.items():
+        key = prefix + k
+        if key not in model_state:
+            raise WeightAveragingError(f"patching: CLIP key {k!r} has no {key!r} in the model state")
+        value = model_state[key]
+        if tuple(value.shape) != tuple(clip_value.shape):
+            raise WeightAveragingError(
+                f"patching: CLIP key {k!r} has shape {list(clip_value.shape)}, {key!r} has {list(value.shape)}"
+            )
+        if not value.is_floating_point():
+            continue
+        blended = clip_value.to(torch.float32).mul(ratio).add_(value.to(torch.float32), alpha=1.0 - ratio)
+        out[key] = blended.to(value.dtype)
+    return out
+
+
+def patch_checkpoint(checkpoint: str, clip: str, ratio: float, output: str) -> str:
+    """Patch one checkpoint file's `model_state` with the CLIP weights in `clip`; written atomically."""
+    from slowfast.models.clip import CLIPWeightsError, read_state_dict
+
+    state, _, reason = _read_model_state(checkpoint)
+    if state is None:
+        raise WeightAveragingError(f"{checkpoint}: not a checkpoint: {reason}")
+    try:
+        clip_state = read_state_dict(clip)
+    except CLIPWeightsError as e:
+        raise WeightAveragingError(str(e)) from None
+    try:
+        patched = patch_state_dict(state, clip_state, ratio)
+    except WeightAveragingError as e:
+        raise WeightAveragingError(f"{checkpoint} with {clip}: {e}") from None
+    del clip_state
+    meta = {
+        "method": "patch", "ratio": float(ratio), "source_files": [checkpoint], "raw_clip": clip,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    save_atomic({"model_state": patched, "meta": meta}, output)
+    return output
+
+
+__all__ = [
+    "METHODS", "KEY_MODES", "WeightAveragingError", "SchemeParams", "Source", "AveragingPlan", "scheme_weights",
+    "checkpoint_id", "find_checkpoints", "plan_averaging", "format_plan", "accumulate", "run_averaging",
+    "average_checkpoints", "save_atomic", "patch_state_dict", "patch_checkpoint",
+]

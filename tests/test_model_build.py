@@ -1,0 +1,125 @@
+"""`build_model(cfg)`: config translation, class-index and feature-file checks, refusals."""
+
+import json
+
+import pytest
+import torch
+
+from slowfast.config import get_cfg
+from slowfast.models import ClassIndexError, TemporalOpError, build_model
+from slowfast.text.features import TextFeatureError, save_text_features
+
+CLASSES = ["abseiling", "air drumming", "playing cello"]
+
+
+@pytest.fixture()
+def index_file(tmp_path):
+    path = tmp_path / "index2cls.json"
+    path.write_text(json.dumps({str(i): n for i, n in enumerate(CLASSES)}))
+    return str(path)
+
+
+def tiny_cfg(index_file, **opts):
+    cfg = get_cfg()
+    cfg.NUM_GPUS = 0
+    cfg.DATA.NUM_FRAMES = 4
+    cfg.DATA.INDEX_LABEL_MAPPING_FILE = index_file
+    cfg.MODEL.NUM_CLASSES = len(CLASSES)
+    cfg.MODEL.ARCH = "custom"
+    c = cfg.MODEL.CUSTOM_CLIP
+    c.EMBED_DIM, c.IMAGE_RESOLUTION, c.VISION_PATCH, c.VISION_WIDTH, c.VISION_LAYERS, c.VISION_HEADS = 32, 32, 8, 64, 2, 2
+    c.TEXT_WIDTH, c.TEXT_LAYERS, c.TEXT_HEADS = 32, 1, 1
+    cfg.MODEL.TEMPORAL_MODELING_TYPE = "stcross_attend"
+    cfg.MODEL.CHANNEL_FOLD = 8
+    cfg.MODEL.TEMPORAL_SCALE = [1, 2]
+    for k, v in opts.items():
+        node = cfg
+        *parents, leaf = k.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = v
+    return cfg
+
+
+def test_custom_arch_builds_on_cpu_with_checkpoint_key_layout(index_file):
+    model = build_model(tiny_cfg(index_file, **{"MODEL.KEEP_RAW_MODEL": True, "MODEL.RAW_MODEL_DISTILLATION": True}))
+    assert next(model.parameters()).device == torch.device("cpu")
+    keys = model.state_dict().keys()
+    assert {k.split(".")[0] for k in keys} == {"model", "raw_model", "projector_v"}
+    assert {"projector_v.0.weight", "projector_v.2.weight", "model.visual.proj", "raw_model.visual.proj"} <= set(keys)
+    assert model.num_classes == 3 and model.class_names == CLASSES
+    assert model(torch.zeros(2, 3, 4, 32, 32)).shape == (2, 3)
+
+
+def test_same_seed_gives_the_same_custom_clip(index_file):
+    a = build_model(tiny_cfg(index_file)).state_dict()
+    b = build_model(tiny_cfg(index_file)).state_dict()
+    clip_keys = [k for k in a if k.startswith("model.")]
+    assert clip_keys and all(torch.equal(a[k], b[k]) for k in clip_keys)
+
+
+def test_clip_weights_file_is_loaded(index_file, tiny_clip_file):
+    model = build_model(tiny_cfg(index_file, **{"MODEL.CLIP_WEIGHTS": tiny_clip_file}))
+    sd = torch.load(tiny_clip_file, weights_only=True)
+    assert torch.equal(model.model.visual.conv1.weight, sd["visual.conv1.weight"])
+
+
+def test_num_classes_must_match_the_class_index_file(index_file):
+    with pytest.raises(ValueError, match="MODEL.NUM_CLASSES is 400 but .* has 3 classes"):
+        build_model(tiny_cfg(index_file, **{"MODEL.NUM_CLASSES": 400}))
+
+
+def test_missing_class_index_file_is_named(tmp_path):
+    missing = str(tmp_path / "nope.json")
+    with pytest.raises(ClassIndexError, match="nope.json"):
+        build_model(tiny_cfg(missing))
+
+
+def test_class_index_with_gaps_is_refused(tmp_path):
+    path = tmp_path / "gaps.json"
+    path.write_text(json.dumps({"0": "a", "2": "c"}))
+    with pytest.raises(ClassIndexError, match="gaps.json.*missing \\[1\\]"):
+        build_model(tiny_cfg(str(path)))
+
+
+def test_text_aug_feature_file_with_another_class_count_is_refused(index_file, tmp_path):
+    path = tmp_path / "feats.pt"
+    save_text_features(str(path), torch.randn(5, 4, 32), [f"c{i}" for i in range(5)])
+    cfg = tiny_cfg(index_file, **{"DATA.TEXT_AUG": True, "DATA.TEXT_AUG_FEATURE_FILE": str(path)})
+    with pytest.raises(TextFeatureError, match="has 5 classes but the class-index file has 3"):
+        build_model(cfg)
+
+
+def test_text_aug_feature_file_with_another_embedding_size_is_refused(index_file, tmp_path):
+    path = tmp_path / "feats.pt"
+    torch.save(torch.randn(3, 4, 48), path)
+    cfg = tiny_cfg(index_file, **{"DATA.TEXT_AUG": True, "DATA.TEXT_AUG_FEATURE_FILE": str(path)})
+    with pytest.raises(TextFeatureError, match="embedding size 48 but the model's CLIP embeds to 32"):
+        build_model(cfg)
+
+
+def test_missing_text_aug_feature_file_is_an_error_not_a_fallback(index_file, tmp_path):
+    cfg = tiny_cfg(index_file, **{"DATA.TEXT_AUG": True, "DATA.TEXT_AUG_FEATURE_FILE": str(tmp_path / "gone.pt")})
+    with pytest.raises(TextFeatureError, match="gone.pt"):
+        build_model(cfg)
+
+
+def test_text_aug_builds_a_per_prompt_classifier(index_file, tmp_path):
+    path = tmp_path / "feats.pt"
+    save_text_features(str(path), torch.randn(3, 4, 32), CLASSES)
+    model = build_model(tiny_cfg(index_file, **{"DATA.TEXT_AUG": True, "DATA.TEXT_AUG_FEATURE_FILE": str(path)}))
+    assert model.classifier.shape == (3, 4, 32)
+    torch.testing.assert_close(model.classifier.norm(dim=-1), torch.ones(3, 4))
+
+
+@pytest.mark.parametrize(
+    "opts,needle",
+    [
+        ({"MODEL.TEMPORAL_MODELING_TYPE": "stcross_attn"}, "unknown temporal operator 'stcross_attn'"),
+        ({"MODEL.MASK_STRIDE": [2, 2, 2]}, "temporal mask stride of 1"),
+        ({"MODEL.CUSTOM_CLIP.IMAGE_RESOLUTION": 56}, "7x7 patch grid is not divisible"),
+    ],
+)
+def test_build_time_refusals(index_file, opts, needle):
+    with pytest.raises(TemporalOpError, match=needle):
+        build_model(tiny_cfg(index_file, **opts))

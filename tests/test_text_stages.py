@@ -1,0 +1,382 @@
+"""Stages 1 and 2 end to end: our CLIs, the real `openai` client, a chat-completions server on 127.0.0.1.
+
+The server answers from the class named in the request (ASKG for stage 1, one clause per triple for
+stage 2), counts requests per class, and is scripted per test to misbehave (bad YAML, 429, 5xx,
+hanging, 401).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Optional
+
+import pytest
+import yaml
+
+from slowfast.text.cli import askg_main, xprompt_main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEY = "sk-test-Q7s9XkLmN2pR4tV6wY8zA1bC3dE5fG"
+CLASSES = ["abseiling", "Apply Eye Makeup", "passing American football (in game)", "yo-yo"]
+FAST = ["--backoff-base", "0.01", "--backoff-max", "0.05", "--timeout", "10", "--quiet"]
+
+
+# --------------------------------------------------------------------------------------- fake server
+@dataclass
+class Reply:
+    status: int = 200
+    content: str = ""
+    headers: dict = field(default_factory=dict)
+    error: str = "scripted error"
+    code: Optional[str] = None
+
+
+def askg_answer(name: str) -> str:
+    """A valid ASKG answer for an action (lower-cased, as the request shows it), inside a code fence."""
+    objs = [f"{name} tool {i}" for i in range(5)]
+    steps = [f"{name} step {i}" for i in range(3)]
+    entry = {
+        "label": name,
+        "obj_en_li": objs,
+        "obj_rel_triples": [f"<{objs[i]}, is next to, {objs[i + 1]}>" for i in range(4)],
+        "act_obj_triples": [f"<{name}, uses, {o}>" for o in objs],
+        "sub_act_en_li": steps,
+        "act_rel_triples": [f"<{name}, starts with, {steps[0]}>"]
+        + [f"<{steps[i]}, precedes, {steps[i + 1]}>" for i in range(2)],
+    }
+    return "```yaml\n" + yaml.safe_dump({name: entry}, sort_keys=False) + "```"
+
+
+def xprompt_answer(user_message: str) -> str:
+    """One clause per numbered triple of the stage-2 request."""
+    blocks = user_message.split("\n\n")
+    label = blocks[0].split(": ", 1)[1]
+    out = {"label": label}
+    for block, key in zip(blocks[1:], ("xprompt_oo", "xprompt_ao", "xprompt_aa"), strict=True):
+        triples = [re.match(r"\d+ - <(.*)>$", line).group(1).split(", ") for line in block.splitlines()[1:]]
+        out[key] = [f"where {a} {b} {c}" for a, b, c in triples]
+    return yaml.safe_dump({label: out}, sort_keys=False)
+
+
+def class_of(messages: list[dict]) -> tuple[str, str]:
+    """(stage, class as shown to the model) from the real user message (the 4th)."""
+    text = messages[3]["content"]
+    m = re.match(r"action entity: \[(.*)\]$", text)
+    if m:
+        return "askg", m.group(1)
+    return "xprompt", text.split("\n", 1)[0].split(": ", 1)[1]
+
+
+class FakeLLM:
+    """Chat-completions server; `script(stage, cls, n, messages)` returns a Reply or None (= a good answer)."""
+
+    def __init__(self, script: Optional[Callable] = None, delay: Optional[Callable[[str], float]] = None):
+        self.script = script or (lambda stage, cls, n, messages: None)
+        self.delay = delay or (lambda cls: 0.0)
+        self.counts: Counter = Counter()
+        self.auth: set = set()
+        self.bodies: list = []
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):
+                if self.path != "/v1/chat/completions":
+                    self.send_error(404)
+                    return
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stage, cls = class_of(body["messages"])
+                with fake.lock:
+                    fake.counts[(stage, cls)] += 1
+                    n = fake.counts[(stage, cls)]
+                    fake.auth.add(self.headers.get("Authorization"))
+                    fake.bodies.append(body)
+                time.sleep(fake.delay(cls))
+                reply = fake.script(stage, cls, n, body["messages"])
+                if reply is None:
+                    text = askg_answer(cls) if stage == "askg" else xprompt_answer(body["messages"][3]["content"])
+                    reply = Reply(content=text)
+                if reply.status == 200:
+                    payload = {
+                        "id": f"chatcmpl-{n}", "object": "chat.completion", "created": 0, "model": body["model"],
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": reply.content}}],
+                        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+                    }
+                else:
+                    payload = {"error": {"message": reply.error, "type": "scripted", "code": reply.code}}
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for k, v in reply.headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def count(self, stage: str, cls: str) -> int:
+        return self.counts[(stage, cls.lower() if stage == "askg" else cls)]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def llm_env(monkeypatch, tmp_path):
+    """No OpenAI settings from the machine's environment or a stray .env; work in tmp_path."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def classes_file(llm_env):
+    path = llm_env / "index2cls.json"
+    path.write_text(json.dumps({str(i): n for i, n in enumerate(CLASSES)}))
+    return str(path)
+
+
+def serve(request, **kw) -> FakeLLM:
+    fake = FakeLLM(**kw)
+    request.addfinalizer(fake.close)
+    return fake
+
+
+def stage1(fake: FakeLLM, classes: str, out: str, *extra: str) -> int:
+    return askg_main(["--classes", classes, "--output", out, "--base-url", fake.url, "--api-key", KEY,
+                      "--model", "fake-model", *FAST, *extra])
+
+
+def stage2(fake: FakeLLM, askg: str, out: str, *extra: str) -> int:
+    return xprompt_main(["--askg", askg, "--output", out, "--base-url", fake.url, "--api-key", KEY,
+                         "--model", "fake-model", *FAST, *extra])
+
+
+def read_yaml(path) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+# ------------------------------------------------------------------------------------------- tests
+def test_clean_run_of_stage_1_then_stage_2_writes_every_class_in_index_order(request, classes_file, llm_env, capsys):
+    # The first class answers last, so answers arrive in reverse order.
+    rank = {**{c.lower(): i for i, c in enumerate(CLASSES)}, **{c: i for i, c in enumerate(CLASSES)}}
+    fake = serve(request, delay=lambda cls: 0.04 * (len(CLASSES) - rank[cls]))
+    askg, xp = str(llm_env / "askg.yml"), str(llm_env / "xprompt.yml")
+    assert stage1(fake, classes_file, askg, "--concurrency", "4") == 0
+    assert stage2(fake, askg, xp, "--concurrency", "4") == 0
+    a, x = read_yaml(askg), read_yaml(xp)
+    assert list(a) == CLASSES and list(x) == CLASSES
+    assert [a[c]["label"] for c in CLASSES] == CLASSES
+    assert all(len(x[c]["xprompt_oo"]) == len(a[c]["obj_rel_triples"]) for c in CLASSES)
+    assert x["abseiling"]["xprompt_aa"][0] == "where abseiling starts with abseiling step 0"
+    assert all(fake.count("askg", c) == 1 and fake.count("xprompt", c) == 1 for c in CLASSES)
+    assert fake.auth == {f"Bearer {KEY}"}
+    out = capsys.readouterr().out
+    assert "requests: 4 (0 retries); tokens: 400 prompt + 80 completion = 480" in out
+
+
+def test_malformed_answer_is_asked_again_with_the_error_then_accepted(request, classes_file, llm_env):
+    def script(stage, cls, n, messages):
+        if cls == "abseiling" and n == 1:
+            return Reply(content="abseiling: [unclosed")
+        if cls == "abseiling" and n == 2:
+            return Reply(content="abseiling:\n  label: abseiling\n  obj_en_li: [rope]\n")
+        return None
+
+    fake = serve(request, script=script)
+    out = str(llm_env / "askg.yml")
+    assert stage1(fake, classes_file, out, "--max-reasks", "2") == 0
+    assert fake.count("askg", "abseiling") == 3
+    reasks = [b["messages"] for b in fake.bodies if class_of(b["messages"])[1] == "abseiling"][1:]
+    assert "not valid YAML" in reasks[0][-1]["content"]
+    assert "'obj_en_li' must have 5 to 10 items, got 1" in reasks[1][-1]["content"]
+    assert list(read_yaml(out)) == CLASSES
+
+
+def test_class_still_invalid_after_reasks_is_listed_and_not_written(request, classes_file, llm_env, capsys):
+    fake = serve(request, script=lambda s, cls, n, m: Reply(content="just prose") if cls == "yo-yo" else None)
+    out = str(llm_env / "askg.yml")
+    assert stage1(fake, classes_file, out, "--max-reasks", "1") == 1
+    assert list(read_yaml(out)) == CLASSES[:3]
+    assert fake.count("askg", "yo-yo") == 2
+    assert "  - yo-yo: no valid answer after 2 tries" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_retryable_http_error_is_retried_then_succeeds(request, classes_file, llm_env, status):
+    def script(stage, cls, n, messages):
+        if n == 1 and cls == "abseiling":
+            return Reply(status=status, headers={"Retry-After": "0.01"})
+        return None
+
+    fake = serve(request, script=script)
+    out = str(llm_env / "askg.yml")
+    assert stage1(fake, classes_file, out, "--max-retries", "2") == 0
+    assert fake.count("askg", "abseiling") == 2
+    assert list(read_yaml(out)) == CLASSES
+
+
+def test_run_killed_halfway_resumes_without_asking_finished_classes_again(request, classes_file, llm_env):
+    release = threading.Event()
+    request.addfinalizer(release.set)
+
+    def script(stage, cls, n, messages):
+        if cls == CLASSES[2].lower() and not release.is_set():
+            release.wait(20)  # hang: the process is killed while waiting for this class
+        return None
+
+    fake = serve(request, script=script)
+    out = llm_env / "askg.yml"
+    parts = llm_env / "askg.yml.parts"
+    cmd = [sys.executable, os.path.join(ROOT, "utils", "ASKG_text_prompt.py"), "--classes", classes_file,
+           "--output", str(out), "--base-url", fake.url, "--concurrency", "1", *FAST]
+    env = {**os.environ, "OPENAI_API_KEY": KEY}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (parts.is_dir() and len(list(parts.glob("*.yml"))) == 2
+                                                   and fake.count("askg", CLASSES[2]) == 1):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        assert len(list(parts.glob("*.yml"))) == 2
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not out.exists()
+    release.set()
+    before = fake.counts.copy()
+    assert stage1(fake, classes_file, str(out)) == 0
+    asked_again = {cls for key, n in fake.counts.items() if n != before.get(key, 0) for cls in [key[1]]}
+    assert asked_again == {CLASSES[2].lower(), CLASSES[3].lower()}
+    assert list(read_yaml(out)) == CLASSES
+
+
+def test_persistent_server_error_fails_one_class_and_rerun_asks_only_that_class(request, classes_file, llm_env):
+    broken = {"on": True}
+    fake = serve(request, script=lambda s, cls, n, m:
+                 Reply(status=500) if broken["on"] and cls == "abseiling" else None)
+    out = str(llm_env / "askg.yml")
+    assert stage1(fake, classes_file, out, "--max-retries", "1") == 1
+    assert fake.count("askg", "abseiling") == 2
+    assert list(read_yaml(out)) == CLASSES[1:]
+    broken["on"] = False
+    assert stage1(fake, classes_file, out) == 0
+    assert fake.count("askg", "abseiling") == 3
+    assert all(fake.count("askg", c) == 1 for c in CLASSES[1:])
+    assert list(read_yaml(out)) == CLASSES
+
+
+def test_stage_2_asks_again_only_for_a_class_whose_askg_entry_changed(request, classes_file, llm_env):
+    fake = serve(request)
+    askg, xp = str(llm_env / "askg.yml"), str(llm_env / "xprompt.yml")
+    assert stage1(fake, classes_file, askg) == 0
+    assert stage2(fake, askg, xp, "--classes", classes_file) == 0
+    data = read_yaml(askg)
+    data["yo-yo"]["obj_rel_triples"].append("<string, is tied to, finger>")
+    with open(askg, "w") as f:
+        yaml.safe_dump(data, f, sort_keys=False)
+    assert stage2(fake, askg, xp, "--classes", classes_file) == 0
+    assert fake.count("xprompt", "yo-yo") == 2
+    assert all(fake.count("xprompt", c) == 1 for c in CLASSES[:3])
+    assert read_yaml(xp)["yo-yo"]["xprompt_oo"][-1] == "where string is tied to finger"
+
+
+def test_api_key_never_appears_in_output_or_logs_even_when_the_server_echoes_it(
+    request, classes_file, llm_env, capsys, caplog, monkeypatch
+):
+    caplog.set_level("DEBUG")
+    fake = serve(request, script=lambda s, cls, n, m: Reply(status=401, error=f"Incorrect API key provided: {KEY}"))
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    out = str(llm_env / "askg.yml")
+    code = askg_main(["--classes", classes_file, "--output", out, "--base-url", fake.url,
+                      "--backoff-base", "0.01", "--timeout", "10"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "AuthenticationError (HTTP 401)" in captured.out
+    assert fake.auth == {f"Bearer {KEY}"}
+    for text in (captured.out, captured.err, caplog.text):
+        assert KEY not in text and KEY[:12] not in text and KEY[-8:] not in text
+
+
+def test_dry_run_prints_the_prompts_and_sends_no_request(request, classes_file, llm_env, capsys):
+    fake = serve(request)
+    out = llm_env / "askg.yml"
+    # No key anywhere and the official URL: a real run would refuse, a dry run needs none.
+    assert askg_main(["--classes", classes_file, "--output", str(out), "--dry-run", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "action entity: [abseiling]" in text and "action entity: [apply eye makeup]" in text
+    assert "action entity: [yo-yo]" not in text
+    assert "--- system ---" in text
+    assert sum(fake.counts.values()) == 0
+    assert not out.exists() and not (llm_env / "askg.yml.parts").exists()
+
+
+def test_key_and_base_url_are_read_from_the_env_file(request, classes_file, llm_env):
+    fake = serve(request)
+    (llm_env / ".env").write_text(f"OPENAI_API_KEY={KEY}\nOPENAI_BASE_URL={fake.url}\nOPENAI_MODEL=env-model\n")
+    out = str(llm_env / "askg.yml")
+    assert askg_main(["--classes", classes_file, "--output", out, "--limit", "1", *FAST]) == 0
+    assert fake.auth == {f"Bearer {KEY}"}
+    assert fake.bodies[0]["model"] == "env-model"
+    assert list(read_yaml(out)) == CLASSES[:1]
+
+
+def test_request_timeout_is_retried_then_succeeds(request, classes_file, llm_env):
+    fake = serve(request, delay=lambda cls: 1.0 if cls == "abseiling" and fake.count("askg", cls) == 1 else 0.0)
+    out = str(llm_env / "askg.yml")
+    assert askg_main(["--classes", classes_file, "--output", out, "--base-url", fake.url, "--api-key", KEY,
+                      "--backoff-base", "0.01", "--timeout", "0.3", "--max-retries", "2", "--limit", "1",
+                      "--quiet"]) == 0
+    assert fake.count("askg", "abseiling") == 2
+    assert list(read_yaml(out)) == CLASSES[:1]
+
+
+def test_unreachable_server_fails_each_class_after_bounded_retries(classes_file, llm_env, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = str(llm_env / "askg.yml")
+    code = askg_main(["--classes", classes_file, "--output", out, "--base-url", f"http://127.0.0.1:{port}/v1",
+                      "--max-retries", "1", "--limit", "2", *FAST])
+    text = capsys.readouterr().out
+    assert code == 1
+    assert "requests: 4 (2 retries)" in text
+    assert "failed after 2 attempts: APIConnectionError" in text
+    assert read_yaml(out) == {}
+
+
+def test_out_of_quota_429_stops_the_run_instead_of_retrying(request, classes_file, llm_env, capsys):
+    fake = serve(request, script=lambda s, cls, n, m: Reply(status=429, code="insufficient_quota", error="no credit"))
+    out = str(llm_env / "askg.yml")
+    assert stage1(fake, classes_file, out, "--concurrency", "1", "--max-retries", "5") == 2
+    assert sum(fake.counts.values()) == 1
+    text = capsys.readouterr().out
+    assert "stopped: request for class 0 'abseiling' refused: RateLimitError (HTTP 429)" in text and "no credit" in text
+    assert "yo-yo: not asked (run stopped)" in text

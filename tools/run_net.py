@@ -1,0 +1,43 @@
+#!/usr/bin/env python
+"""Main entry: `python tools/run_net.py --cfg A.yaml [--cfg B.yaml] [--opts KEY VALUE ...]`.
+
+Trains when TRAIN.ENABLE, then tests when TEST.ENABLE, on the CPU (NUM_GPUS 0), on N local processes
+(NUM_GPUS N, or NUM_CPU_PROCS N on the CPU), under torchrun, or on several machines with
+NUM_SHARDS / SHARD_ID (--num_shards / --shard_id) and --init_method tcp://host:port.
+A configuration error, or missing weights or data, is printed as one line and the exit code is non-zero.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def main(argv=None) -> int:
+    from slowfast.utils.distributed import launch_job, user_error_types
+    from slowfast.utils.parser import load_config, parse_args
+
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args)
+        if not (cfg.TRAIN.ENABLE or cfg.TEST.ENABLE):
+            raise SystemExit("error: nothing to do: TRAIN.ENABLE and TEST.ENABLE are both False")
+        from slowfast.engine import test, train
+
+        if cfg.TRAIN.ENABLE:
+            launch_job(cfg, args.init_method, train)
+        if cfg.TEST.ENABLE:
+            launch_job(cfg, args.init_method, test)
+    except user_error_types() as e:
+        raise SystemExit(f"error: {_one_line(e)}") from None
+    except KeyboardInterrupt:
+        raise SystemExit("interrupted (resume with TRAIN.AUTO_RESUME True)") from None
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,15 @@
+#!/usr/bin/env python
+"""Stage 2 of the text augmentation: ASKG YAML -> extended-prompt YAML (one LLM request per class).
+
+Run with --help for every flag; README "Text augmentation" shows the whole pipeline.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from slowfast.text.cli import xprompt_main as main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+#!/usr/bin/env python
+"""Stage 3 of the text augmentation: extended prompts -> [K, N, E] CLIP text-feature file.
+
+Run with --help for every flag; README "Text augmentation" shows the whole pipeline.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from slowfast.text.cli import features_main as main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
