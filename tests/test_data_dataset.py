@@ -171,3 +171,23 @@ def test_split_sampler_covers_every_item_exactly_once(num_items, world):
     seen = [i for r in range(world) for i in ContiguousSplitSampler(num_items, r, world)]
     assert sorted(seen) == list(range(num_items))
     assert sum(len(ContiguousSplitSampler(num_items, r, world)) for r in range(world)) == num_items
+
+
+def test_failures_seen_in_loader_workers_reach_the_main_process(tmp_path):
+    _video(tmp_path / "good.mp4")
+    (tmp_path / "test.csv").write_text("good.mp4,0\nmissing.mp4,0\n")
+    (tmp_path / "index2cls.json").write_text(json.dumps({"0": "a"}))
+    cfg = _cfg(tmp_path, **{"DATA_LOADER.NUM_WORKERS": 1, "DATA.INDEX_LABEL_MAPPING_FILE": "", "TEST.NUM_ENSEMBLE_VIEWS": 1})
+    loader = build_loader(cfg, "test")
+    ok = torch.cat([b["ok"] for b in loader])
+    assert ok.tolist() == [True, False]
+    assert [(os.path.basename(p), bool(r)) for p, r in loader.dataset.failures] == [("missing.mp4", True)]
+
+
+def test_config_refuses_a_crop_larger_than_the_smallest_training_scale():
+    from slowfast.config import ConfigError, validate_cfg
+
+    cfg = get_cfg()
+    cfg.merge_from_list(["DATA.TRAIN_JITTER_SCALES", [200, 256], "DATA.TRAIN_CROP_SIZE", 224])
+    with pytest.raises(ConfigError, match="DATA.TRAIN_JITTER_SCALES"):
+        validate_cfg(cfg)

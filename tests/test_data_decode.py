@@ -98,3 +98,23 @@ def test_val_transform_is_deterministic_centre_crop():
     b = transforms.val_transform(frames, [32, 40], 32, [0.0] * 3, [1.0] * 3)
     assert torch.equal(a, b)
     assert a[0].mean().item() == pytest.approx(0.5, abs=0.03)  # centred on the ramp
+
+
+def test_dataset_with_original_sampling_reads_the_original_frames(tmp_path):
+    from slowfast.datasets import VideoCSVDataset
+
+    h, w = 32, 32
+    with av.open(str(tmp_path / "long.mp4"), "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for k in range(120):  # frame k has grey level 2k
+            c.mux(s.encode(av.VideoFrame.from_ndarray(np.full((h, w, 3), 2 * k, np.uint8), format="rgb24")))
+        c.mux(s.encode(None))
+    (tmp_path / "test.csv").write_text("long.mp4,0\n")
+    common = dict(path_prefix=str(tmp_path), num_frames=8, sampling_rate=16, test_crop_size=32, mean=[0.0] * 3,
+                  std=[1.0] * 3, num_views=3)
+    for original, expected in [(True, [0, 18, 36, 54, 72, 90, 108, 112]), (False, [0, 16, 32, 48, 64, 80, 96, 112])]:
+        ds = VideoCSVDataset(str(tmp_path / "test.csv"), "test", original_sampling=original, **common)
+        frames = ds[0]["frames"]  # view 0: [3, T, S, S]
+        got = [int(round(frames[:, t].mean().item() * 255 / 2)) for t in range(8)]
+        assert got == expected, (original, got)

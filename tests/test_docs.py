@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -29,10 +31,13 @@ def test_configuration_reference_in_the_readme_is_current():
     )
 
 
-def test_every_tool_documents_its_flags():
-    for tool in ["tools/run_net.py", "tools/config_reference.py"]:
-        path = os.path.join(ROOT, tool)
-        if not os.path.exists(path):
-            continue
-        out = subprocess.run([sys.executable, path, "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120)
-        assert out.returncode == 0 and "usage" in out.stdout.lower(), out.stderr
+TOOLS = ["tools/run_net.py", "tools/demo_net.py", "tools/zero_shot.py", "tools/make_synthetic_dataset.py",
+         "tools/prepare_dataset.py", "tools/benchmark.py", "tools/config_reference.py", "tools/run_demo.py",
+         "weight_average_tool.py", "utils/ASKG_text_prompt.py", "utils/extended_text_prompt.py", "utils/text_prompts.py"]
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_every_tool_answers_help(tool):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, tool), "--help"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert out.returncode == 0 and "usage" in out.stdout.lower(), out.stdout + out.stderr

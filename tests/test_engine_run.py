@@ -182,3 +182,49 @@ def test_test_run_reports_broken_videos_and_scores_the_rest(tiny_data, tmp_path)
     assert saved["num_views"].tolist() == [2, 2, 2, 2]
     assert json.load(open(os.path.join(out, "test_metrics.json")))["num_unreadable"] == 2
     assert os.path.exists(os.path.join(out, "confusion_matrix.png"))
+
+
+def test_patching_ratio_one_tests_the_initial_clip_weights(tiny_data, tmp_path):
+    out = str(tmp_path / "patch")
+    cfg = _cfg(tiny_data, out, **{"SOLVER.MAX_EPOCH": 1, "SOLVER.BASE_LR": 0.05, "SOLVER.WARMUP_EPOCHS": 0.0,
+                                  "TEST.ENABLE": False, "MODEL.TEMPORAL_MODELING_TYPE": "None"})
+    train(cfg)
+    ckpt = cu.checkpoint_path(out, 0)
+    initial = run_test(_cfg(tiny_data, str(tmp_path / "initial"), **{"MODEL.TEMPORAL_MODELING_TYPE": "None"}))
+    trained = run_test(_cfg(tiny_data, str(tmp_path / "trained"), **{
+        "MODEL.TEMPORAL_MODELING_TYPE": "None", "TEST.CHECKPOINT_FILE_PATH": ckpt}))
+    patched = run_test(_cfg(tiny_data, str(tmp_path / "patched"), **{
+        "MODEL.TEMPORAL_MODELING_TYPE": "None", "TEST.CUSTOM_LOAD": True, "TEST.CUSTOM_LOAD_FILE": ckpt,
+        "TEST.PATCHING_MODEL": True, "TEST.PATCHING_RATIO": 1.0}))
+    logits = {name: torch.load(m["results_path"], weights_only=True)["logits"]
+              for name, m in (("initial", initial), ("trained", trained), ("patched", patched))}
+    assert not torch.allclose(logits["trained"], logits["initial"], atol=1e-4)
+    assert torch.allclose(logits["patched"], logits["initial"], atol=1e-5)
+    assert patched["patched"] and patched["checkpoint"] == ckpt
+
+
+def test_custom_load_reports_unexpected_keys(tiny_data, tmp_path, caplog):
+    path = str(tmp_path / "averaged.pyth")
+    model_state = train(_cfg(tiny_data, str(tmp_path / "src"), **{"SOLVER.MAX_EPOCH": 1, "TEST.ENABLE": False})
+                        )["model"].state_dict()
+    model_state["adapter.extra.weight"] = torch.zeros(3)
+    torch.save({"model_state": model_state, "meta": {"method": "swa"}}, path)
+    with caplog.at_level("WARNING"):
+        m = run_test(_cfg(tiny_data, str(tmp_path / "out"), **{"TEST.CUSTOM_LOAD": True, "TEST.CUSTOM_LOAD_FILE": path}))
+    assert m["checkpoint"] == path and m["num_videos"] == 4
+    assert "adapter.extra.weight" in caplog.text
+
+
+def test_linear_connect_climb_trains_the_stdd_model_with_teacher(tiny_data, tmp_path):
+    # The original crashes here (state-dict length assert with raw_model and projector_v keys, §4.4).
+    common = {"SOLVER.MAX_EPOCH": 1, "TEST.ENABLE": False, "MODEL.KEEP_RAW_MODEL": True,
+              "MODEL.RAW_MODEL_DISTILLATION": True, "SOLVER.CLIP_GRAD_L2NORM": None}
+    plain = train(_cfg(tiny_data, str(tmp_path / "plain"), **common))["model"]
+    climb = train(_cfg(tiny_data, str(tmp_path / "climb"), **common, **{
+        "TRAIN.LINEAR_CONNECT_CLIMB": True, "TRAIN.LINEAR_CONNECT_LOSS_RATIO": 1.0}))["model"]
+    a, b = plain.state_dict(), climb.state_dict()
+    assert all(torch.isfinite(v).all() for v in b.values() if v.is_floating_point())
+    assert not torch.allclose(a["model.visual.proj"], b["model.visual.proj"])  # the extra gradient was applied
+    for k in a:
+        if k.startswith("raw_model."):
+            assert torch.equal(a[k], b[k]), k  # the teacher is never interpolated nor trained

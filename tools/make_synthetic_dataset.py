@@ -17,7 +17,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from slowfast.datasets.synthetic import SyntheticSpec, make_kinetics_like, make_synthetic_dataset  # noqa: E402
+from slowfast.datasets.synthetic import (  # noqa: E402
+    SyntheticSpec,
+    make_kinetics_like,
+    make_synthetic_dataset,
+    write_text_atomic,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,8 +52,7 @@ def main(argv=None) -> int:
     start = time.time()
     if args.kinetics_like:
         rels = make_kinetics_like(args.out, num_videos=args.num_videos, seed=args.seed)
-        with open(os.path.join(args.out, "test.csv"), "w", encoding="utf-8") as f:
-            f.writelines(f"{r},0\n" for r in rels)
+        write_text_atomic(os.path.join(args.out, "test.csv"), "".join(f"{r},0\n" for r in rels))
         print(f"wrote {len(rels)} Kinetics-like videos to {args.out} in {time.time() - start:.1f} s")
         return 0
     spec = SyntheticSpec(

@@ -16,6 +16,7 @@ import tempfile
 import time
 
 from slowfast.benchmarks import append_to_benchmarks_md, environment_line
+from slowfast.datasets.synthetic import write_text_atomic
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -90,12 +91,13 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     rels = _ensure_videos(folder, args.num_videos)
     made = time.perf_counter() - t0
+    origin = "reused from --video-dir" if made < 1.0 else f"made in {made:.0f} s"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     # Enough list entries for the timed clips plus the untimed first batch, in every mode.
     repeats = (args.clips + 2 * args.batch_size) // len(rels) + 1
     lines = "".join(f"{r},0\n" for _ in range(repeats) for r in rels)
     for split in ("train", "test"):
-        with open(os.path.join(folder, f"{split}.csv"), "w", encoding="utf-8") as f:
-            f.write(lines)
+        write_text_atomic(os.path.join(folder, f"{split}.csv"), lines)
     rows = []
     for mode in args.modes:
         for w in args.workers:
@@ -106,10 +108,11 @@ def main(argv=None) -> int:
     table = [
         environment_line("cpu"),
         "",
-        f"Kinetics-like videos: {len(rels)} x 340x256, 10 s, 30 fps, H.264 (made in {made:.0f} s); "
+        f"Kinetics-like videos: {len(rels)} x 340x256, 10 s, 30 fps, H.264 ({origin}); "
         f"8x16 sampling at 224, batch {args.batch_size}, PyAV multi-thread decode "
         f"{'off' if args.no_multi_thread_decode else 'on'}; train = random clip + jitter 224-256 + crop + flip, "
-        "test = 3 views x 1 centre crop. First batch not timed.",
+        "test = 3 views x 1 centre crop (one decoding pass per video). First batch not timed. "
+        f"Load average when started: {load:.1f}.",
         "",
         "| mode | workers | clips/s | ms/clip | clips timed |",
         "|---|---|---|---|---|",

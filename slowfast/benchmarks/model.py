@@ -206,9 +206,10 @@ def _trim_heap() -> None:
 def interleaved_medians(fns: list[Callable[[], None]], device: torch.device, repeats: int) -> list[float]:
     """Median seconds of each fn, timed round-robin so that a load change on a shared machine hits all alike."""
     times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            times[i].append(timed(fn, device, warmup=0, repeats=1))
+    for r in range(repeats):
+        for j in range(len(fns)):  # each round starts with another type: no type is always first
+            i = (r + j) % len(fns)
+            times[i].append(timed(fns[i], device, warmup=0, repeats=1))
     return [statistics.median(t) for t in times]
 
 
@@ -274,7 +275,7 @@ def table(rows: list[dict]) -> str:
     base = {(r["batch"]): r for r in rows if r["type"] == "None"}
     has_mfu = any(r["mfu"] is not None for r in rows)
     head = ["type", "batch", "fwd ms", "fwd+bwd+step ms", "fwd ratio", "train ratio", "train clips/s",
-            "infer clips/s", "peak mem MiB"] + (["TFLOP/step", "MFU"] if has_mfu else [])
+            "infer clips/s", "peak mem MiB"] + (["GFLOP/step", "MFU"] if has_mfu else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         b = base.get(r["batch"])
@@ -283,7 +284,7 @@ def table(rows: list[dict]) -> str:
         cells = [r["type"], str(r["batch"]), f"{r['fwd_ms']:.1f}", f"{r['train_ms']:.1f}", fr, tr,
                  f"{r['train_cps']:.1f}", f"{r['infer_cps']:.1f}", f"{r['mem_mib']:.0f}"]
         if has_mfu:
-            cells += [f"{r.get('tflop_step', 0):.2f}", f"{100 * r['mfu']:.1f} %" if r["mfu"] is not None else "-"]
+            cells += [f"{1e3 * r.get('tflop_step', 0):.4g}", f"{100 * r['mfu']:.1f} %" if r["mfu"] is not None else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -301,6 +302,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         torch.backends.cudnn.allow_tf32 = True
     config = clip_config(args)
     sd = random_clip_state_dict(config, seed=0)
+    load = f"; load average when started: {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     types = [None if t in ("None", "none") else t for t in args.types]
     rows = []
     for batch in args.batch_sizes:
@@ -314,7 +316,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             f"median of {args.repeats} after {args.warmup} warm-up"
             + ("" if device.type == "cuda" else
                " (types timed round-robin); peak mem = RSS growth over the first train steps (weights excluded)")
-            + (f"; MFU vs {peak_tflops(args, device):.0f} TFLOP/s dense bf16" if peak_tflops(args, device) else ""))
+            + (f"; MFU vs {peak_tflops(args, device):.0f} TFLOP/s dense bf16" if peak_tflops(args, device) else "")
+            + load)
     body = f"{environment_line(str(device))}\n\n{desc}\n\n{table(rows)}\n"
     print(body)
     if args.append:

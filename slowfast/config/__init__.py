@@ -207,6 +207,12 @@ def validate_cfg(cfg: CfgNode) -> CfgNode:
         raise ConfigError(f"MODEL.TEMPORAL_SCALE must be a non-empty list of positive ints, got {cfg.MODEL.TEMPORAL_SCALE}")
     if len(cfg.DATA.TRAIN_JITTER_SCALES) != 2:
         raise ConfigError("DATA.TRAIN_JITTER_SCALES must be [min, max]")
+    lo, hi = cfg.DATA.TRAIN_JITTER_SCALES
+    if not 0 < lo <= hi or cfg.DATA.TRAIN_CROP_SIZE > lo:
+        raise ConfigError(
+            f"DATA.TRAIN_JITTER_SCALES {list(cfg.DATA.TRAIN_JITTER_SCALES)} must be [min, max] with "
+            f"0 < min <= max and min >= DATA.TRAIN_CROP_SIZE ({cfg.DATA.TRAIN_CROP_SIZE})"
+        )
     if cfg.NUM_GPUS < 0 or cfg.NUM_CPU_PROCS < 1:
         raise ConfigError("NUM_GPUS must be >= 0 and NUM_CPU_PROCS >= 1")
     world = max(1, cfg.NUM_GPUS if cfg.NUM_GPUS > 0 else cfg.NUM_CPU_PROCS) * cfg.NUM_SHARDS

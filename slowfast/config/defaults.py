@@ -125,8 +125,6 @@ _C.DATA.SAMPLING_RATE = 8
 _C.DATA.TARGET_FPS = 30
 # Reproduce the original's pyav sampling (stride ~18 instead of 16, test views not reaching the end).
 _C.DATA.ORIGINAL_SAMPLING = False
-# Offset sampling of test views (kept for the paper command; our test views always span the video).
-_C.DATA.USE_OFFSET_SAMPLING = False
 # Video decoder; only "pyav" is supported.
 _C.DATA.DECODING_BACKEND = "pyav"
 # Short-side range [min, max] of the random training resize; test uses TEST_CROP_SIZE.

@@ -11,7 +11,9 @@ Train/val give one item per video; test gives `num_views * num_crops` consecutiv
 Broken videos (missing, truncated, no frames, undecodable): in train/val the failure is logged once per
 path and another random video is drawn, up to `num_retries` times, after which a RuntimeError names every
 path tried. In test the item comes back with `ok=False` and zero frames so the test loop can exclude and
-report it; `failures` lists (path, reason) pairs seen by this process.
+report it. `failures` lists the (path, reason) pairs seen by this process *and its data-loader workers*:
+workers append them to a small log file that the dataset owns (a temp file, removed with the dataset),
+so the test loop can name the reason of each unreadable video even when decoding ran in workers.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import json
 import logging
 import os
 import random
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -103,6 +108,12 @@ def read_video_csv(
     return entries
 
 
+def _remove_dir_if_owner(path: str, owner_pid: int) -> None:
+    # Forked data-loader workers inherit the finalizer; only the process that made the folder removes it.
+    if os.getpid() == owner_pid:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 class VideoCSVDataset(Dataset):
     """Clips of the videos listed in one CSV; see the module docstring for items and failure handling."""
 
@@ -156,8 +167,10 @@ class VideoCSVDataset(Dataset):
         self.num_crops = num_crops if mode == "test" else 1
         self.num_retries = num_retries
         self.multi_thread_decode = multi_thread_decode
-        self.failures: list[tuple[str, str]] = []
         self._failed_paths: set[str] = set()
+        log_dir = tempfile.mkdtemp(prefix="stdd-video-failures-")
+        self._failure_log = os.path.join(log_dir, "failures.tsv")
+        weakref.finalize(self, _remove_dir_if_owner, log_dir, os.getpid())
         self._cache_key = None  # video index of the views in _cache_value (test mode)
         self._cache_value = None
         self.rng = random.Random(seed)
@@ -231,11 +244,33 @@ class VideoCSVDataset(Dataset):
             "ok": torch.tensor(ok, dtype=torch.bool),
         }
 
+    @property
+    def failures(self) -> list[tuple[str, str]]:
+        """(path, reason) of every unreadable video met so far, by this process or its workers."""
+        try:
+            with open(self._failure_log, encoding="utf-8") as f:
+                rows = [line.rstrip("\n").split("\t", 1) for line in f if "\t" in line]
+        except FileNotFoundError:
+            return []
+        seen: dict[str, str] = {}
+        for path, reason in rows:
+            seen.setdefault(path, reason)
+        return list(seen.items())
+
     def _record_failure(self, e: VideoDecodeError) -> None:
-        if e.path not in self._failed_paths:
-            self._failed_paths.add(e.path)
-            self.failures.append((e.path, e.reason))
-            logger.warning("unreadable video %s: %s", e.path, e.reason)
+        """Log a broken video once (over all workers) and add it to the failure log."""
+        if e.path in self._failed_paths:
+            return
+        self._failed_paths.add(e.path)
+        if any(p == e.path for p, _ in self.failures):  # another worker got there first
+            return
+        reason = " ".join(e.reason.split())  # one line, no tabs
+        try:
+            with open(self._failure_log, "a", encoding="utf-8") as f:
+                f.write(f"{e.path}\t{reason}\n")  # one small append: atomic between processes
+        except OSError:
+            pass  # the log is a convenience; the item's ok=False already reports the video
+        logger.warning("unreadable video %s: %s", e.path, reason)
 
     def _choose_indices(self, view: int):
         random_clip = self.mode == "train" or (self.mode == "val" and self.random_val)

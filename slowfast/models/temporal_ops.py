@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -60,7 +60,6 @@ class TemporalOpConfig:
     temporal_scale: tuple[int, ...] = (1,)
     mlp_input: str = "full"
     fused_attention: bool = True
-    extra: dict = field(default_factory=dict, compare=False)
 
 
 def _divisors(n: int) -> list[int]:
@@ -295,20 +294,25 @@ class STCrossAttentionBlock(_ClipBlockBase):
         return torch.cat([tokens.new_zeros(tokens.shape[0], 1), tokens], dim=1)
 
     # -- channel mixing ----------------------------------------------------------------------------
-    def mix_channels(self, z: torch.Tensor, scale: int, batch: int) -> torch.Tensor:
-        """`Mix_scale`: the 2*d0 first channels of the patch tokens come from neighbour frames (zeros
-        where there is none); the CLS row and the other channels are unchanged."""
+    def mix_channels(self, z: torch.Tensor, batch: int) -> torch.Tensor:
+        """`[Mix_s(z) for s in scales]` stacked along the batch dim: `[|S| * N, L', D]`.
+
+        Mix_s: the first 2*d0 channels of the patch tokens come from neighbour frames (zeros where there
+        is none); the CLS row and the other channels are unchanged. One copy of z per scale, then only
+        the 2*d0 shifted channels are overwritten.
+        """
         n, l, d = z.shape
-        T = self.num_frames
-        patches = z[:, 1:].reshape(batch, T, l - 1, d)
-        padded = torch.cat([patches[..., : 2 * self.d0], patches.new_zeros(batch, 1, l - 1, 2 * self.d0)], dim=1)
-        parts = []
-        for k, (lo, hi, _) in enumerate(self._segments[scale]):
-            src = getattr(self, f"shift_src_{scale}_{k}")
-            parts.append(padded[..., lo:hi].index_select(1, src))
-        parts.append(patches[..., 2 * self.d0:])
-        mixed = torch.cat(parts, dim=-1).reshape(n, l - 1, d)
-        return torch.cat([z[:, :1], mixed], dim=1)
+        T, w = self.num_frames, 2 * self.d0
+        out = z.unsqueeze(0).repeat(len(self.scales), 1, 1, 1)
+        shifted = z[:, 1:, :w].reshape(batch, T, l - 1, w)
+        padded = torch.cat([shifted, shifted.new_zeros(batch, 1, l - 1, w)], dim=1)  # frame T = "no source"
+        for si, scale in enumerate(self.scales):
+            parts = [
+                padded[..., lo:hi].index_select(1, getattr(self, f"shift_src_{scale}_{k}"))
+                for k, (lo, hi, _) in enumerate(self._segments[scale])
+            ]
+            out[si, :, 1:, :w] = torch.cat(parts, dim=-1).reshape(n, l - 1, w)
+        return out.reshape(len(self.scales) * n, l, d)
 
     def _attn_residual(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.attn.qkv(self.ln_1(x))
@@ -320,7 +324,7 @@ class STCrossAttentionBlock(_ClipBlockBase):
         idx = self.kept_token_index(batch)  # [N, 1 + kept]
         flat = (torch.arange(n, device=x.device).unsqueeze(1) * l + idx).reshape(-1)
         z = x.reshape(n * l, d).index_select(0, flat).reshape(n, -1, d)  # window masking
-        mixed = torch.cat([self.mix_channels(z, s, batch) for s in self.scales], dim=0)
+        mixed = self.mix_channels(z, batch)  # the |S| scales stacked: one attention call for all
         a = self._attn_residual(mixed).reshape(len(self.scales), n, -1, d).mean(dim=0)  # Ā
         x1 = self._attn_residual(x)  # full attention
         # Merge: kept tokens and CLS from Ā, dropped tokens from X1.

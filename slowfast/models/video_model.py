@@ -121,6 +121,9 @@ class TemporalClipVideo(nn.Module):
         visual = torch.compile(self.model.visual) if compile_visual else self.model.visual
         object.__setattr__(self, "_visual", visual)
         self._set_classifier_tensor(class_names, text_features, text_feature_source)
+        # Every buffer (masks, index tables, the classifier: up to [K, N, E] = 180 MB for K400 prompts) is a
+        # constant computed identically on each rank: DDP need not broadcast them before every forward.
+        self._ddp_params_and_buffers_to_ignore = [name for name, _ in self.named_buffers()]
 
     # -- classifier --------------------------------------------------------------------------------
     def _set_classifier_tensor(

@@ -164,14 +164,14 @@ def launch_job(cfg, init_method: str, func: Callable, daemon: bool = False) -> N
         _set_local_device(cfg, local_rank)
         if cfg.NUM_GPUS == 0:
             _cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world)))
-        own_group = not is_dist()
-        if own_group:
+        if not is_dist():
+            # Joined once and kept for the process's life: run_net calls train then test, and re-creating
+            # a group on torchrun's rendez-vous store hangs. Destroyed at exit.
             dist.init_process_group(backend=_backend(cfg), init_method="env://", world_size=world, rank=rank)
-        try:
-            func(cfg)
-        finally:
-            if own_group and is_dist():
-                dist.destroy_process_group()
+            import atexit
+
+            atexit.register(lambda: dist.destroy_process_group() if is_dist() else None)
+        func(cfg)
         return
     nprocs = procs_per_machine(cfg)
     if nprocs * cfg.NUM_SHARDS <= 1:

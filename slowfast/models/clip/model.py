@@ -56,8 +56,8 @@ class Attention(nn.Module):
         """`[N, L, D]` -> q, k, v each `[N, heads, L, head_dim]`."""
         n, l, _ = x.shape
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-        qkv = qkv.view(n, l, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        return qkv[0], qkv[1], qkv[2]
+        q, k, v = qkv.view(n, l, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        return q, k, v
 
     def attend(
         self,
