@@ -1,6 +1,5 @@
 """The engine end to end on a tiny model and tiny real videos: DDP equivalence, resume, NaN, broken videos."""
 
-import glob
 import json
 import os
 import signal

@@ -22,6 +22,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from slowfast.utils.atomic import atomic_savefig, atomic_write_text  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = (
     ("stdd", "STDD (stcross_attend)", os.path.join("configs", "Synthetic", "STDD_custom_8x2.yaml")),
@@ -76,17 +78,8 @@ def _plot(curves: dict, labels: dict, path: str) -> None:
         ax.legend()
     fig.suptitle("Synthetic frame-order task: STDD vs frame averaging (random-init CLIP)")
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
+    atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
-
-
-def _write(path: str, text: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _report_md(rep: dict) -> str:
@@ -169,8 +162,8 @@ def main(argv=None) -> int:
     rep["environment"] = environment_line("cpu")
     rep["command"] = "python tools/run_demo.py" + (f" --opts {' '.join(args.opts)}" if args.opts else "")
     _plot(curves, labels, os.path.join(out, "curves.png"))
-    _write(os.path.join(out, "report.json"), json.dumps(rep, indent=2) + "\n")
-    _write(os.path.join(out, "report.md"), _report_md(rep))
+    atomic_write_text(os.path.join(out, "report.json"), json.dumps(rep, indent=2) + "\n")
+    atomic_write_text(os.path.join(out, "report.md"), _report_md(rep))
     print(f"STDD test top-1: {rep['stdd_top1']:.2f} %   baseline test top-1: {rep['baseline_top1']:.2f} %   "
           f"chance: {rep['chance_top1']:.2f} %   ({rep['margin']:+.2f} points, {rep['seconds']:.0f} s)")
     print(f"report: {os.path.join(out, 'report.md')}")

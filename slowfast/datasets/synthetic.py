@@ -29,6 +29,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
+from slowfast.utils.atomic import atomic_write_text
+
 import av
 import numpy as np
 
@@ -116,14 +118,7 @@ def write_video(
         raise
 
 
-def write_text_atomic(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    _publish(tmp, path)
-
+write_text_atomic = atomic_write_text  # the name the dataset tools import
 
 def _publish(tmp: str, path: str) -> None:
     """Give the temp file the usual permissions (mkstemp makes it 0600) and move it into place."""

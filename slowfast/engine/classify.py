@@ -127,7 +127,7 @@ def write_predictions_csv(predictions: Sequence[Prediction], path: str) -> None:
 def write_annotated_video(src: str, dst: str, lines: Sequence[str], max_frames: int = 300) -> None:
     """A copy of `src` with `lines` drawn in its top-left corner: an .mp4 (H.264) or a .gif by `dst`'s extension."""
     import av
-    from PIL import Image, ImageDraw
+    from PIL import ImageDraw
 
     frames, fps = [], 25.0
     with av.open(src) as container:

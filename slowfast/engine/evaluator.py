@@ -23,6 +23,7 @@ from slowfast.engine.meters import ViewRecords, aggregate_views, classification_
 from slowfast.utils import checkpoint as cu
 from slowfast.utils import distributed as du
 from slowfast.utils import logging as lu
+from slowfast.utils.atomic import atomic_savefig, atomic_write_text
 
 __all__ = ["evaluate", "test", "select_test_weights", "load_test_weights", "save_confusion_png"]
 
@@ -165,17 +166,8 @@ def save_confusion_png(conf, class_names: Optional[list[str]], path: str, title:
                     if conf[i, j]:
                         ax.text(j, i, str(int(conf[i, j])), ha="center", va="center", fontsize=8)
     fig.tight_layout()
-    tmp = f"{path}.{os.getpid()}.tmp.png"
-    fig.savefig(tmp, dpi=100)
+    atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def test(cfg, model: Optional[nn.Module] = None) -> dict:
@@ -228,8 +220,8 @@ def test(cfg, model: Optional[nn.Module] = None) -> dict:
             "class_names": class_names, "video_paths": video_paths, "unreadable": unreadable_paths,
             "confusion": torch.from_numpy(m["confusion"]), "metrics": {k: v for k, v in summary.items()},
         }, results_path)
-        _write_text(summary["metrics_path"], json.dumps(summary, indent=2) + "\n")
-        _write_text(os.path.join(cfg.OUTPUT_DIR, "unreadable_videos.txt"),
+        atomic_write_text(summary["metrics_path"], json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "unreadable_videos.txt"),
                     "".join(f"{p}\t{r}\n" for _, p, r in out["unreadable"]))
         if m["num_videos"]:
             save_confusion_png(m["confusion"], class_names, os.path.join(cfg.OUTPUT_DIR, "confusion_matrix.png"),

@@ -198,7 +198,6 @@ def train_epoch(
         raise du.UserError(f"the train split has fewer videos than one batch (TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE}) "
                            f"in {cfg.DATA.PATH_TO_DATA_DIR}")
     log_period = max(1, cfg.LOG_PERIOD)
-    world = du.get_world_size()
     zero = lambda: torch.zeros((), device=device)  # noqa: E731
     # Device-side accumulators: read (one sync) only every LOG_PERIOD iterations and at the epoch's end.
     ep_loss, ep_n, ep_c1, ep_c5 = zero(), zero(), zero(), zero()

@@ -19,9 +19,10 @@ import logging
 import os
 import statistics
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 from slowfast.datasets.csv_dataset import read_class_names, read_video_csv
+from slowfast.utils.atomic import atomic_write_text
 from slowfast.utils.distributed import UserError
 
 logger = logging.getLogger(__name__)
@@ -128,13 +129,6 @@ def markdown_table(summary: dict) -> str:
     return "\n".join(rows)
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def run_protocol(cfg, benchmark: str, data_root: str, output_dir: str, init_method: str = "tcp://localhost:9999",
                  text_aug_file: str = "") -> dict:
     """Test `cfg`'s checkpoint on every split of `benchmark`; write `zero_shot_<benchmark>.{json,md}` under
@@ -154,7 +148,7 @@ def run_protocol(cfg, benchmark: str, data_root: str, output_dir: str, init_meth
     summary = summarize(benchmark, per_split)
     summary["views"] = f"{cfg.TEST.NUM_ENSEMBLE_VIEWS} temporal x {cfg.TEST.NUM_SPATIAL_CROPS} spatial"
     summary["checkpoint"] = cfg.TEST.CUSTOM_LOAD_FILE or cfg.TEST.CHECKPOINT_FILE_PATH or None
-    _write_atomic(os.path.join(output_dir, f"zero_shot_{benchmark}.json"), json.dumps(summary, indent=2) + "\n")
-    _write_atomic(os.path.join(output_dir, f"zero_shot_{benchmark}.md"),
+    atomic_write_text(os.path.join(output_dir, f"zero_shot_{benchmark}.json"), json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(os.path.join(output_dir, f"zero_shot_{benchmark}.md"),
                   f"# Zero-shot {benchmark} ({summary['views']} views)\n\n{markdown_table(summary)}\n")
     return summary

@@ -15,10 +15,11 @@ A bare tensor `[K, N, E]` (the original work's released files) is accepted too, 
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any, Optional
 
 import torch
+
+from slowfast.utils.atomic import atomic_torch_save
 
 FORMAT_VERSION = 1
 
@@ -41,16 +42,7 @@ def save_text_features(path: str, features: torch.Tensor, class_names: list[str]
         "format_version": FORMAT_VERSION,
         **meta,
     }
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_torch_save(payload, path)
 
 
 def load_text_features(path: str) -> tuple[torch.Tensor, dict]:

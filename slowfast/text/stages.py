@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import queue
 from dataclasses import dataclass, field
@@ -27,26 +26,12 @@ from slowfast.text import prompts
 from slowfast.text.askg import SchemaError, load_yaml_file, parse_yaml_answer, validate_askg, validate_xprompt
 from slowfast.text.llm import LLMClient, LLMError, LLMFatalError, UsageCounter
 
+from slowfast.utils.atomic import atomic_write_text  # noqa: E402  (re-exported)
+
 logger = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------------------------- files
-def atomic_write_text(path: str, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the whole new one, never a part."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".yml")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def dump_yaml(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096)
 

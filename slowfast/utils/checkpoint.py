@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from slowfast.utils import distributed as du
+from slowfast.utils.atomic import atomic_torch_save  # noqa: F401  (re-exported: engine code saves through it)
 
 __all__ = [
     "CheckpointError", "checkpoint_dir", "checkpoint_path", "list_checkpoints", "last_checkpoint",
@@ -87,21 +88,6 @@ def last_checkpoint(output_dir: str) -> Optional[str]:
             return path
         logger.warning("skipping %s: no model_state/epoch", path)
     return None
-
-
-def atomic_torch_save(obj: Any, path: str) -> None:
-    """torch.save to a temporary file in the same folder, flushed to disk, then renamed over `path`."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_checkpoint(

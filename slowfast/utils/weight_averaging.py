@@ -34,11 +34,12 @@ import logging
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Sequence
 
 import torch
+
+from slowfast.utils.atomic import atomic_torch_save
 
 logger = logging.getLogger(__name__)
 
@@ -441,23 +442,8 @@ def accumulate(plan: AveragingPlan) -> dict[str, dict[str, torch.Tensor]]:
 
 
 def save_atomic(obj: object, path: str) -> None:
-    """`torch.save` to a temp file in the target's folder, then `os.replace`: a crash leaves no partial `path`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """`torch.save` through `slowfast.utils.atomic`: a crash leaves no partial `path`."""
+    atomic_torch_save(obj, path)
 
 
 def _remove_stale_temps(path: str, log: Callable[[str], None]) -> None:
