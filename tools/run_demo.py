@@ -35,7 +35,7 @@ TARGET_MARGIN = 25.0
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=os.path.join("output", "demo"), help="output folder (default %(default)s)")
-    p.add_argument("--data", default=None, help="synthetic dataset folder (default OUT/data; generated if missing)")
+    p.add_argument("--data", default=None, help="synthetic dataset folder (default OUT/dataset; generated if missing)")
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides for both runs (last)")
     return p.parse_args(argv)
 
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
 
     start = time.time()
     out = args.out
-    data = args.data or os.path.join(out, "data")
+    data = args.data or os.path.join(out, "dataset")
     os.makedirs(out, exist_ok=True)
     try:
         if not _data_ready(data):

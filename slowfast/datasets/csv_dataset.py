@@ -18,7 +18,6 @@ so the test loop can name the reason of each unreadable video even when decoding
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -33,6 +32,7 @@ from torch.utils.data import Dataset
 
 from slowfast.datasets import sampling, transforms
 from slowfast.datasets.decoder import VideoDecodeError, read_clip
+from slowfast.utils.class_index import read_class_names  # noqa: F401  (re-exported)
 
 __all__ = ["VideoEntry", "read_video_csv", "read_class_names", "VideoCSVDataset", "DatasetFileError"]
 
@@ -47,28 +47,6 @@ class DatasetFileError(ValueError):
 class VideoEntry:
     path: str
     label: int
-
-
-def read_class_names(path: str) -> list[str]:
-    """Class names from a class-index JSON `{"0": "name", ...}` with contiguous keys 0..K-1."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise DatasetFileError(f"class-index file not found: {path}") from None
-    except json.JSONDecodeError as e:
-        raise DatasetFileError(f"class-index file {path} is not valid JSON: line {e.lineno}: {e.msg}") from None
-    if not isinstance(data, dict) or not data:
-        raise DatasetFileError(f"class-index file {path}: expected a non-empty mapping {{\"0\": \"name\", ...}}")
-    try:
-        keys = sorted(int(k) for k in data)
-    except ValueError:
-        bad = next(k for k in data if not str(k).lstrip("-").isdigit())
-        raise DatasetFileError(f"class-index file {path}: key {bad!r} is not an integer") from None
-    if keys != list(range(len(keys))):
-        missing = sorted(set(range(len(keys))) - set(keys))
-        raise DatasetFileError(f"class-index file {path}: keys must be 0..{len(keys) - 1}; missing {missing[:5]}")
-    return [str(data[str(k)]) for k in keys]
 
 
 def read_video_csv(

@@ -20,7 +20,8 @@ from slowfast.models.clip.loading import (
     resolve_clip_weights,
 )
 from slowfast.models.temporal_ops import TEMPORAL_TYPES, TemporalOpConfig, TemporalOpError
-from slowfast.models.text_classifier import TEMPLATES, ClassIndexError, read_class_names
+from slowfast.models.text_classifier import TEMPLATES
+from slowfast.utils.class_index import ClassIndexError, read_class_names
 from slowfast.models.video_model import TemporalClipVideo
 from slowfast.text.features import check_text_features, load_text_features
 

@@ -9,8 +9,6 @@ Two kinds (STDD_REFERENCE §3):
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Sequence
 
 import torch
@@ -27,40 +25,6 @@ SUFFIXES = (
 TEMPLATES: tuple[str, ...] = tuple(f"{p} {s}" for p in PREFIXES for s in SUFFIXES)
 
 
-class ClassIndexError(ValueError):
-    """The class-index JSON is missing or malformed; the message names the file."""
-
-
-def read_class_names(path: str) -> list[str]:
-    """Class names from `{"0": "name", "1": ...}` (keys contiguous from 0), in index order, verbatim."""
-    if not path:
-        raise ClassIndexError("no class-index file given (DATA.INDEX_LABEL_MAPPING_FILE is empty)")
-    if not os.path.isfile(path):
-        raise ClassIndexError(f"class-index file not found: {path} (DATA.INDEX_LABEL_MAPPING_FILE)")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ClassIndexError(f"class-index file {path} is not valid JSON: {e}") from None
-    if not isinstance(data, dict) or not data:
-        raise ClassIndexError(f"class-index file {path}: expected a non-empty mapping {{\"0\": \"name\", ...}}")
-    try:
-        index = {int(k): v for k, v in data.items()}
-    except ValueError:
-        bad = next(k for k in data if not str(k).lstrip("-").isdigit())
-        raise ClassIndexError(f"class-index file {path}: key {bad!r} is not an integer class index") from None
-    missing = sorted(set(range(len(index))) - set(index))
-    if missing:
-        raise ClassIndexError(
-            f"class-index file {path}: keys must be 0..{len(index) - 1} without gaps; missing {missing[:5]}"
-        )
-    bad_names = [k for k, v in index.items() if not isinstance(v, str) or not v.strip()]
-    if bad_names:
-        raise ClassIndexError(f"class-index file {path}: class {bad_names[0]} has no name (got {index[bad_names[0]]!r})")
-    return [index[i] for i in range(len(index))]
-
-
-@torch.no_grad()
 def encode_texts(clip: torch.nn.Module, texts: Sequence[str], context_length: int, batch_size: int = 512) -> torch.Tensor:
     """`[len(texts), E]` text embeddings (fp32, un-normalised), in batches on the text tower's device.
 

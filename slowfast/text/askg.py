@@ -155,7 +155,7 @@ def validate_xprompt(obj: Any, class_name: str, askg_entry: Optional[Mapping] = 
     return out
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeySafeLoader(yaml.SafeLoader):
     """safe_load that refuses duplicate mapping keys (the original appended re-runs to its files)."""
 
 
@@ -171,14 +171,14 @@ def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, d
     return loader.construct_mapping(node, deep=deep)
 
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+_UniqueKeySafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 
 
 def load_yaml_file(path: str) -> Any:
     """`yaml.safe_load` of a file, refusing duplicate keys; errors name the file and line."""
     try:
         with open(path, encoding="utf-8") as f:
-            return yaml.load(f, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+            return yaml.load(f, Loader=_UniqueKeySafeLoader)  # noqa: S506 - a safe loader (SafeLoader subclass)
     except SchemaError as e:
         raise SchemaError(f"{path}: {e}") from None
     except yaml.YAMLError as e:

@@ -27,6 +27,7 @@ from slowfast.text.askg import SchemaError, load_yaml_file, parse_yaml_answer, v
 from slowfast.text.llm import LLMClient, LLMError, LLMFatalError, UsageCounter
 
 from slowfast.utils.atomic import atomic_write_text  # noqa: E402  (re-exported)
+from slowfast.utils.class_index import ClassIndexError, read_class_names
 
 logger = logging.getLogger(__name__)
 
@@ -37,32 +38,11 @@ def dump_yaml(data: Any) -> str:
 
 
 def read_class_index(path: str) -> list[str]:
-    """Class names in index order from `{"0": "name", ...}`; keys must be contiguous 0..K-1, names unique."""
+    """Class names in index order (the project's one reader), with errors as SchemaError for the CLIs."""
     try:
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise SchemaError(f"cannot read class-index file {path}: {e}") from None
-    if not isinstance(raw, dict) or not raw:
-        raise SchemaError(f"{path}: expected a JSON object {{\"0\": \"class name\", ...}}")
-    try:
-        by_index = {int(k): v for k, v in raw.items()}
-    except ValueError:
-        bad = next(k for k in raw if not str(k).lstrip("-").isdigit())
-        raise SchemaError(f"{path}: key {bad!r} is not an integer class index") from None
-    missing = sorted(set(range(len(by_index))) - set(by_index))
-    if missing:
-        raise SchemaError(f"{path}: class indices must be contiguous 0..{len(by_index) - 1}; missing {missing[:5]}")
-    names = [by_index[i] for i in range(len(by_index))]
-    for i, n in enumerate(names):
-        if not isinstance(n, str) or not n.strip():
-            raise SchemaError(f"{path}: class {i} has no name ({n!r})")
-    seen: dict[str, int] = {}
-    for i, n in enumerate(names):
-        if n in seen:
-            raise SchemaError(f"{path}: classes {seen[n]} and {i} have the same name {n!r}")
-        seen[n] = i
-    return names
+        return read_class_names(path)
+    except ClassIndexError as e:
+        raise SchemaError(str(e)) from None
 
 
 # -------------------------------------------------------------------------------------------- progress

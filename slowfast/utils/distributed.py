@@ -15,7 +15,6 @@ GPU runs use `cfg.DIST_BACKEND` (NCCL); CPU runs use gloo. The helpers below are
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any, Callable, Optional
 
 import torch
@@ -41,7 +40,8 @@ def user_error_types() -> tuple[type, ...]:
         ("slowfast.models.clip", ("CLIPWeightsError",)),
         ("slowfast.text.features", ("TextFeatureError",)),
         ("slowfast.datasets", ("DatasetFileError", "VideoDecodeError")),
-        ("slowfast.models", ("ClassIndexError", "TemporalOpError")),
+        ("slowfast.models", ("TemporalOpError",)),
+        ("slowfast.utils.class_index", ("ClassIndexError",)),
     ):
         try:
             mod = importlib.import_module(module)
@@ -139,10 +139,10 @@ def _worker(local_rank: int, func: Callable, cfg, init_method: str, nprocs: int,
         dist.init_process_group(backend=_backend(cfg), init_method=init_method, world_size=world, rank=rank)
         func(cfg)
     except user_error_types() as e:
-        # Report once, without a traceback; the parent turns the exit code into a clean failure.
+        # Report once, without a traceback: the parent reads the file and raises a UserError with it.
         if local_rank == 0 or not os.path.exists(error_file):
             _write_error(error_file, str(e))
-        sys.exit(2)
+        raise
     finally:
         if is_dist():
             dist.destroy_process_group()
@@ -186,7 +186,7 @@ def launch_job(cfg, init_method: str, func: Callable, daemon: bool = False) -> N
         error_file = os.path.join(tmp, "error.txt")
         try:
             mp.spawn(_worker, nprocs=nprocs, args=(func, cfg, init_method, nprocs, error_file), daemon=daemon)
-        except mp.ProcessExitedException as e:
+        except (mp.ProcessRaisedException, mp.ProcessExitedException) as e:
             if os.path.exists(error_file):
                 with open(error_file, encoding="utf-8") as f:
                     raise UserError(f.read()) from None
