@@ -19,7 +19,8 @@ import shlex
 import statistics
 import sys
 import time
-from typing import Callable, Optional
+from typing import Optional
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 import difflib
 import os
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 import yaml
 from yacs.config import CfgNode

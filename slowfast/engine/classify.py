@@ -14,7 +14,8 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
+from collections.abc import Sequence
 
 import numpy as np
 import torch

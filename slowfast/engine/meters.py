@@ -8,7 +8,8 @@ item 10). Videos with any unreadable view (`ok=False`) are excluded from the sco
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
+from typing import Optional
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch

@@ -14,7 +14,8 @@ import math
 import os
 import random
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Optional
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -19,7 +19,7 @@ import logging
 import os
 import statistics
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from slowfast.datasets.csv_dataset import read_class_names, read_video_csv
 from slowfast.utils.atomic import atomic_write_text

@@ -7,7 +7,7 @@ Everything below `build_model` takes explicit arguments (`TemporalClipVideo(...)
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

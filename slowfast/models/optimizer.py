@@ -9,7 +9,7 @@ are left out, so the optimizer holds state only for what is trained.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 import torch.nn as nn

@@ -7,7 +7,8 @@ Attribute names fix the checkpoint keys: `model.*` (student CLIP, adapters inclu
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence, Union
+from typing import Optional, Union
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -161,7 +162,7 @@ class TemporalClipVideo(nn.Module):
             self._set_classifier_tensor(names, None, "templates")
 
     # -- forward ------------------------------------------------------------------------------------
-    def train(self, mode: bool = True) -> "TemporalClipVideo":
+    def train(self, mode: bool = True) -> TemporalClipVideo:
         super().train(mode)
         if self.raw_model is not None:
             self.raw_model.eval()  # the teacher is always in eval mode

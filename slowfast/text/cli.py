@@ -10,7 +10,8 @@ import argparse
 import logging
 import sys
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
+from typing import Optional
+from collections.abc import Callable, Iterator
 
 from slowfast.text import prompts
 

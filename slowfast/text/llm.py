@@ -16,7 +16,8 @@ import os
 import random
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Optional
+from collections.abc import Mapping, Sequence
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ clauses that complete "This is an example of <action>, ...". Temperatures follow
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 ASKG_TEMPERATURE = 0.0
 XPROMPT_TEMPERATURE = 0.7

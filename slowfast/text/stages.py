@@ -18,7 +18,8 @@ import shutil
 import threading
 import queue
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar
+from typing import Any, Optional, TypeVar
+from collections.abc import Callable, Iterator, Mapping
 
 import yaml
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Optional
+from collections.abc import Mapping, Sequence
 
 from slowfast.text.askg import SchemaError, load_entries, load_yaml_file
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import tempfile
 from contextlib import contextmanager
-from typing import IO, Any, Iterator
+from typing import IO, Any
+from collections.abc import Iterator
 
 
 def temp_prefix(path: str) -> str:

@@ -15,7 +15,8 @@ GPU runs use `cfg.DIST_BACKEND` (NCCL); CPU runs use gloo. The helpers below are
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Optional
+from typing import Any, Optional
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist

@@ -10,7 +10,8 @@ import logging
 import math
 import os
 import sys
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
+from collections.abc import Iterable
 
 __all__ = ["setup_logging", "get_logger", "log_json_stats", "TensorboardWriter", "progress_bar", "format_seconds"]
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Sequence
+from typing import Optional
+from collections.abc import Sequence
 
 from yacs.config import CfgNode
 

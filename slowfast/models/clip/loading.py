@@ -13,7 +13,8 @@ import tempfile
 import urllib.error
 import urllib.request
 import warnings
-from typing import Mapping, Optional
+from typing import Optional
+from collections.abc import Mapping
 
 import torch
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Sequence, Union
+from typing import Union
+from collections.abc import Sequence
 
 import torch
 
