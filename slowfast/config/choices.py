@@ -1,0 +1,25 @@
+"""Closed sets of values that several layers check: each written once, here (no torch, no project imports)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+# Temporal operators around each spatial attention (docs/method.md). None is plain per-frame CLIP.
+TEMPORAL_TYPES: tuple[Optional[str], ...] = (
+    None, "stcross_attend", "stadapt_zeroinit", "cross_frame_attend", "expand_temporal_view",
+)
+# Spellings of "no operator" accepted in YAML files and on the command line.
+NONE_SPELLINGS = ("None", "none", "")
+# What the MLP of an STDD block reads: the full-attention branch (the original) or the merged tokens.
+STCROSS_MLP_INPUTS = ("full", "merged")
+# Short names of the OpenAI releases, and the name of the random-init CLIP built from MODEL.CUSTOM_CLIP.
+ARCH_TO_OPENAI_NAME = {"vitb32": "ViT-B/32", "vitb16": "ViT-B/16", "vitl14": "ViT-L/14"}
+CUSTOM_ARCH = "custom"
+ARCHS = (*ARCH_TO_OPENAI_NAME, CUSTOM_ARCH)
+LOSSES = ("cross_entropy", "soft_cross_entropy")
+ENSEMBLE_METHODS = ("sum", "max")
+
+
+def normalize_temporal_type(value: Optional[str]) -> Optional[str]:
+    """Map every spelling of "no operator" to None; other values are returned unchanged (checked elsewhere)."""
+    return None if value is None or value in NONE_SPELLINGS else value
