@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from slowfast.models import TemporalClipVideo, TemporalOpConfig
 from slowfast.models.clip import read_state_dict, tokenize
 from slowfast.models.text_classifier import TEMPLATES, class_logits, template_classifier
-from slowfast.text.features import TextFeatureError, save_text_features
+from slowfast.text.feature_file import TextFeatureError, save_text_features
 
 
 def test_templates_are_4_prefixes_times_7_suffixes_prefix_major():

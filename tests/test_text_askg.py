@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from slowfast.text import prompts
-from slowfast.text.askg import (
+from slowfast.text.schema import (
     SchemaError,
     load_entries,
     load_yaml_file,

@@ -13,8 +13,8 @@ import yaml
 
 from slowfast.models.clip import load_clip, tokenize
 from slowfast.text.cli import features_main
-from slowfast.text.features import check_text_features, load_text_features
-from slowfast.text.text_features import build_prompt_table, default_templates_file, load_templates
+from slowfast.text.feature_file import check_text_features, load_text_features
+from slowfast.text.encode_prompts import build_prompt_table, default_templates_file, load_templates
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = ["abseiling", "Apply Eye Makeup", "yo-yo"]
@@ -99,7 +99,7 @@ def test_feature_file_has_shape_order_and_metadata_the_model_checks(inputs, tiny
 def test_prompt_order_does_not_depend_on_the_hash_seed(inputs):
     # The original deduplicated with set(), whose order follows the per-process string hash seed.
     script = (
-        "import json, sys, yaml; from slowfast.text.text_features import build_prompt_table; "
+        "import json, sys, yaml; from slowfast.text.encode_prompts import build_prompt_table; "
         "x = yaml.safe_load(open(sys.argv[1])); names = json.load(open(sys.argv[2])); "
         "print(json.dumps(build_prompt_table([names[str(i)] for i in range(len(names))], x, "
         "['a video of {}.', 'The man is {}.'], 'xmix')))"

@@ -116,7 +116,7 @@ def xprompt_parser() -> argparse.ArgumentParser:
 
 
 def features_parser() -> argparse.ArgumentParser:
-    from slowfast.text.text_features import MODES
+    from slowfast.text.encode_prompts import MODES
 
     p = argparse.ArgumentParser(
         prog="text_prompts.py",
@@ -159,7 +159,7 @@ def _make_client_factory(args: argparse.Namespace) -> Callable:
 
 
 def _run_llm_stage(args: argparse.Namespace, build_items: Callable[[], list], spec) -> int:
-    from slowfast.text.askg import SchemaError
+    from slowfast.text.schema import SchemaError
     from slowfast.text.llm import LLMError, redact
     from slowfast.text.stages import run_stage
 
@@ -195,7 +195,7 @@ def askg_main(argv: Optional[list[str]] = None) -> int:
 
 def xprompt_main(argv: Optional[list[str]] = None) -> int:
     args = xprompt_parser().parse_args(argv)
-    from slowfast.text.askg import load_entries
+    from slowfast.text.schema import load_entries
     from slowfast.text.stages import XPROMPT_STAGE, read_class_index, xprompt_items
 
     def items():
@@ -210,10 +210,10 @@ def features_main(argv: Optional[list[str]] = None) -> int:
     import torch
 
     from slowfast.models.clip import CLIPWeightsError
-    from slowfast.text.askg import SchemaError
-    from slowfast.text.features import TextFeatureError
+    from slowfast.text.schema import SchemaError
+    from slowfast.text.feature_file import TextFeatureError
     from slowfast.text.stages import read_class_index
-    from slowfast.text.text_features import default_templates_file, load_templates, make_feature_file
+    from slowfast.text.encode_prompts import default_templates_file, load_templates, make_feature_file
 
     if args.mode != "base" and not args.xprompt:
         print("error: --xprompt is required unless --mode base", file=sys.stderr)

@@ -17,7 +17,9 @@ import random
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Optional
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+
+from slowfast.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ DEFAULT_MODEL = "gpt-4o-mini"
 PLACEHOLDER_KEY = "not-needed"
 
 
-class LLMError(RuntimeError):
+class LLMError(UserError, RuntimeError):
     """A request failed after the allowed retries, or could not be made (message already redacted)."""
 
 
@@ -191,6 +193,16 @@ def _retry_after_seconds(headers: Any) -> Optional[float]:
     return None
 
 
+class _Retryable(Exception):
+    """A failed request worth another try: `message` is logged; `give_up(attempts)` is the final error."""
+
+    def __init__(self, message: str, give_up: Callable[[int], str], retry_after: Optional[float] = None):
+        super().__init__(message)
+        self.message = message
+        self.give_up = give_up
+        self.retry_after = retry_after
+
+
 class LLMClient:
     """Thread-safe chat client: `chat(messages, temperature)` -> `ChatResult`, counting usage."""
 
@@ -221,8 +233,6 @@ class LLMClient:
 
     def chat(self, messages: list[dict], temperature: float, context: str = "") -> ChatResult:
         """One completion, retried per the policy. Raises LLMError / LLMFatalError (redacted) on failure."""
-        import openai
-
         where = f" for {context}" if context else ""
         attempt = 0
         while True:
@@ -230,54 +240,60 @@ class LLMClient:
                 raise LLMError(f"run stopped before the request{where}")
             self.usage.add(requests=1)
             try:
-                resp = self._client.chat.completions.create(
-                    model=self.settings.model,
-                    messages=messages,
-                    temperature=temperature,
-                    max_tokens=self.max_tokens,
-                    top_p=1,
-                    frequency_penalty=0,
-                    presence_penalty=0,
-                )
-            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as e:
-                raise LLMFatalError(
-                    self._redact(f"{type(e).__name__} (HTTP {e.status_code}) from {self.settings.base_url}"
-                                 f"{where}: {e.message}")
-                ) from None
-            except (openai.APITimeoutError, openai.APIConnectionError, openai.APIStatusError) as e:
-                status = getattr(e, "status_code", None)
-                retryable = status is None or status in (408, 409, 429) or status >= 500
-                msg = self._redact(f"{type(e).__name__}" + (f" (HTTP {status})" if status else "") + f": {e.message}")
-                if status == 429 and getattr(e, "code", None) == "insufficient_quota":
-                    # OpenAI's "out of credit" is a 429 that no amount of waiting fixes.
-                    raise LLMFatalError(f"request{where} refused: {msg}") from None
-                if not retryable:
-                    raise LLMError(f"request{where} refused: {msg}") from None
-                if attempt >= self.retry.max_retries:
-                    raise LLMError(f"request{where} failed after {attempt + 1} attempts: {msg}") from None
-                response = getattr(e, "response", None)
-                wait = self.retry.delay(attempt, _retry_after_seconds(getattr(response, "headers", None)))
-                logger.warning("%s%s; retry %d/%d in %.2fs", msg, where, attempt + 1, self.retry.max_retries, wait)
-                self.usage.add(retries=1)
+                return self._request_once(messages, temperature, where)
+            except _Retryable as failure:
+                self._backoff_or_raise(attempt, failure, where)
                 attempt += 1
-                if self.stop_event.wait(wait):
-                    raise LLMError(f"run stopped while waiting to retry{where}") from None
-                continue
-            except openai.OpenAIError as e:
-                raise LLMError(self._redact(f"request{where} failed: {type(e).__name__}: {e}")) from None
-            usage = getattr(resp, "usage", None)
-            pt = int(getattr(usage, "prompt_tokens", 0) or 0)
-            ct = int(getattr(usage, "completion_tokens", 0) or 0)
-            self.usage.add(prompt_tokens=pt, completion_tokens=ct)
-            choices = getattr(resp, "choices", None) or []
-            text = choices[0].message.content if choices and choices[0].message else None
-            if not text:
-                # An empty answer is a (cheap) server hiccup: treat it like a retryable error.
-                if attempt >= self.retry.max_retries:
-                    raise LLMError(f"empty answer{where} after {attempt + 1} attempts")
-                self.usage.add(retries=1)
-                attempt += 1
-                if self.stop_event.wait(self.retry.delay(attempt)):
-                    raise LLMError(f"run stopped while waiting to retry{where}")
-                continue
-            return ChatResult(text=text, prompt_tokens=pt, completion_tokens=ct)
+
+    def _request_once(self, messages: list[dict], temperature: float, where: str) -> ChatResult:
+        """One HTTP request: the answer, `_Retryable` for a failure worth another try, else LLMError."""
+        import openai
+
+        try:
+            resp = self._client.chat.completions.create(
+                model=self.settings.model,
+                messages=messages,
+                temperature=temperature,
+                max_tokens=self.max_tokens,
+                top_p=1,
+                frequency_penalty=0,
+                presence_penalty=0,
+            )
+        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as e:
+            raise LLMFatalError(
+                self._redact(f"{type(e).__name__} (HTTP {e.status_code}) from {self.settings.base_url}"
+                             f"{where}: {e.message}")
+            ) from None
+        except (openai.APITimeoutError, openai.APIConnectionError, openai.APIStatusError) as e:
+            status = getattr(e, "status_code", None)
+            msg = self._redact(f"{type(e).__name__}" + (f" (HTTP {status})" if status else "") + f": {e.message}")
+            if status == 429 and getattr(e, "code", None) == "insufficient_quota":
+                # OpenAI's "out of credit" is a 429 that no amount of waiting fixes.
+                raise LLMFatalError(f"request{where} refused: {msg}") from None
+            if status is not None and status not in (408, 409, 429) and status < 500:
+                raise LLMError(f"request{where} refused: {msg}") from None
+            headers = getattr(getattr(e, "response", None), "headers", None)
+            raise _Retryable(msg, lambda n: f"request{where} failed after {n} attempts: {msg}",
+                             _retry_after_seconds(headers)) from None
+        except openai.OpenAIError as e:
+            raise LLMError(self._redact(f"request{where} failed: {type(e).__name__}: {e}")) from None
+        usage = getattr(resp, "usage", None)
+        pt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        ct = int(getattr(usage, "completion_tokens", 0) or 0)
+        self.usage.add(prompt_tokens=pt, completion_tokens=ct)
+        choices = getattr(resp, "choices", None) or []
+        text = choices[0].message.content if choices and choices[0].message else None
+        if not text:
+            # An empty answer is a (cheap) server hiccup: treat it like a retryable error.
+            raise _Retryable("empty answer", lambda n: f"empty answer{where} after {n} attempts")
+        return ChatResult(text=text, prompt_tokens=pt, completion_tokens=ct)
+
+    def _backoff_or_raise(self, attempt: int, failure: _Retryable, where: str) -> None:
+        """Wait before retry `attempt + 1`, or raise LLMError when the retries are spent or the run stops."""
+        if attempt >= self.retry.max_retries:
+            raise LLMError(failure.give_up(attempt + 1)) from None
+        wait = self.retry.delay(attempt, failure.retry_after)
+        logger.warning("%s%s; retry %d/%d in %.2fs", failure.message, where, attempt + 1, self.retry.max_retries, wait)
+        self.usage.add(retries=1)
+        if self.stop_event.wait(wait):
+            raise LLMError(f"run stopped while waiting to retry{where}") from None

@@ -1,4 +1,4 @@
-"""Prompts for the two LLM stages (written for this project, following the structure of STDD's §8.1).
+"""Prompts for the two LLM stages, written for this project after the structure of the original STDD scripts.
 
 Both stages send [system, one-shot user, one-shot assistant, real user]. Stage 1 asks for an Action
 Semantic Knowledge Graph (ASKG) of one action; stage 2 turns that graph's relation triples into

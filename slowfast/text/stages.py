@@ -1,9 +1,9 @@
 """Stage runners for the LLM prompting: ask once per class, keep every answer, resume where it stopped.
 
-Each validated class result is written, as soon as it arrives, to `<output>.parts/<index>.yml`
-(atomic: temp file + fsync + rename). A part records a SHA-256 of the exact messages that produced it,
-so a restarted run asks only for classes that have no part or whose input changed (for stage 2: a
-different ASKG entry). The final YAML is rebuilt from the parts at the end of every run, in class-index
+Each validated class result is written, as soon as it arrives, to its own file in `<output>.parts/`,
+named by the SHA-1 of the class name (atomic: temp file + fsync + rename). A part records a SHA-256 of
+the exact messages that produced it, so a restarted run asks only for classes that have no part or
+whose input changed (for stage 2: a different ASKG entry). The final YAML is rebuilt from the parts at the end of every run, in class-index
 order, with keys exactly the class names; classes that still failed are listed and left out, never
 written as bad entries. `--fresh` deletes the parts folder first.
 """
@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator, Mapping
 import yaml
 
 from slowfast.text import prompts
-from slowfast.text.askg import SchemaError, load_yaml_file, parse_yaml_answer, validate_askg, validate_xprompt
+from slowfast.text.schema import SchemaError, load_yaml_file, parse_yaml_answer, validate_askg, validate_xprompt
 from slowfast.text.llm import LLMClient, LLMError, LLMFatalError, UsageCounter
 
-from slowfast.utils.atomic import atomic_write_text  # noqa: E402  (re-exported)
+from slowfast.utils.atomic import atomic_write_text
 from slowfast.utils.class_index import ClassIndexError, read_class_names
 
 logger = logging.getLogger(__name__)
@@ -82,11 +82,6 @@ class ProgressStore:
             logger.info("class %r: input or prompt changed since it was saved; asking again", name)
             return None
         return record.get("entry")
-
-    def count(self) -> int:
-        if not os.path.isdir(self.folder):
-            return 0
-        return sum(1 for f in os.listdir(self.folder) if f.endswith(".yml") and not f.startswith("."))
 
     def clear(self) -> None:
         if os.path.isdir(self.folder):
@@ -249,8 +244,33 @@ def run_stage(
     report = StageReport(total=len(items))
     if fresh and not dry_run:
         store.clear()
+    entries, pending = _partition(items, spec, store, fresh)
+    report.reused = len(entries)
+    if dry_run:
+        echo(f"dry run ({spec.title}): {len(entries)} classes already done, {len(pending)} to ask; "
+             f"messages of the first {min(dry_run, len(pending))} (temperature {temperature}):")
+        for item, messages, _ in pending[:dry_run]:
+            echo(format_messages(item, messages))
+        return report
+    if pending:
+        client = make_client()
+        report.usage = client.usage
+        logger.info("%s: %d classes done earlier, asking %d (model %s at %s, concurrency %d)", spec.title,
+                    len(entries), len(pending), client.settings.model, client.settings.base_url, concurrency)
+        _ask_pending(pending, spec, store, client, temperature, max_reasks, concurrency, entries, report, len(items))
+    _write_output(items, entries, spec, output, report)
+    return report
+
+
+_Pending = tuple[StageItem, list[dict], str]  # (item, messages, fingerprint of the messages)
+
+
+def _partition(
+    items: list[StageItem], spec: StageSpec, store: ProgressStore, fresh: bool
+) -> tuple[dict[int, dict], list[_Pending]]:
+    """`(entries done earlier by class index, classes still to ask)`; a stored answer is re-validated."""
     entries: dict[int, dict] = {}
-    pending: list[tuple[StageItem, list[dict], str]] = []
+    pending: list[_Pending] = []
     for item in items:
         messages = spec.build_messages(item)
         fp = messages_fingerprint(messages)
@@ -262,60 +282,71 @@ def run_stage(
             except SchemaError as e:
                 logger.warning("stored answer for class %d %r is invalid (%s); asking again", item.index, item.name, e)
         pending.append((item, messages, fp))
-    report.reused = len(entries)
+    return entries, pending
 
-    if dry_run:
-        echo(f"dry run ({spec.title}): {len(entries)} classes already done, {len(pending)} to ask; "
-             f"messages of the first {min(dry_run, len(pending))} (temperature {temperature}):")
-        for item, messages, _ in pending[:dry_run]:
-            echo(format_messages(item, messages))
-        report.output = ""
-        return report
 
-    if pending:
-        client = make_client()
-        report.usage = client.usage
-        logger.info("%s: %d classes done earlier, asking %d (model %s at %s, concurrency %d)", spec.title,
-                    len(entries), len(pending), client.settings.model, client.settings.base_url, concurrency)
+def _ask_pending(
+    pending: list[_Pending],
+    spec: StageSpec,
+    store: ProgressStore,
+    client: LLMClient,
+    temperature: float,
+    max_reasks: int,
+    concurrency: int,
+    entries: dict[int, dict],
+    report: StageReport,
+    total: int,
+) -> None:
+    """Ask every pending class in parallel, saving each answer as it arrives; fills `entries` and `report`."""
 
-        def work(item: StageItem, messages: list[dict], fp: str) -> dict:
-            try:
-                entry = ask_one(item, messages, spec, client, temperature, max_reasks)
-            except LLMFatalError:
-                client.stop_event.set()  # here, so that this worker takes no further class either
-                raise
-            store.save(item.index, item.name, fp, entry, client.settings.model)
-            return entry
-
-        report.asked = len(pending)
-        answered: set[int] = set()
+    def work(job: _Pending) -> dict:
+        item, messages, fp = job
         try:
-            results = run_parallel(pending, lambda job: work(*job), concurrency, client.stop_event)
-            for (item, _, _), entry, exc in results:
-                answered.add(item.index)
-                if exc is None:
-                    entries[item.index] = entry
-                    report.succeeded += 1
-                    logger.info("[%d/%d] class %d %r saved", len(entries), len(items), item.index, item.name)
-                elif isinstance(exc, LLMFatalError):
-                    report.failures[item.name] = str(exc)
-                    if report.fatal is None:
-                        report.fatal = str(exc)
-                        client.stop_event.set()  # no new class starts; pending retry waits end
-                elif isinstance(exc, (LLMError, SchemaError)):
-                    report.failures[item.name] = str(exc)
-                    logger.error("class %d %r failed: %s", item.index, item.name, exc)
-                else:
-                    raise exc
-        except BaseException:
-            client.stop_event.set()
+            entry = ask_one(item, messages, spec, client, temperature, max_reasks)
+        except LLMFatalError:
+            client.stop_event.set()  # here, so that this worker takes no further class either
             raise
-        for item, _, _ in pending:
-            if item.index not in answered:
-                report.failures[item.name] = "not asked (run stopped)"
+        store.save(item.index, item.name, fp, entry, client.settings.model)
+        return entry
 
+    report.asked = len(pending)
+    answered: set[int] = set()
+    try:
+        for (item, _, _), entry, exc in run_parallel(pending, work, concurrency, client.stop_event):
+            answered.add(item.index)
+            if exc is None:
+                entries[item.index] = entry
+                report.succeeded += 1
+                logger.info("[%d/%d] class %d %r saved", len(entries), total, item.index, item.name)
+            else:
+                _record_failure(item, exc, report, client)
+    except BaseException:
+        client.stop_event.set()
+        raise
+    for item, _, _ in pending:
+        if item.index not in answered:
+            report.failures[item.name] = "not asked (run stopped)"
+
+
+def _record_failure(item: StageItem, exc: BaseException, report: StageReport, client: LLMClient) -> None:
+    """Note a failed class; a fatal error stops the run, an unexpected exception (a bug) is re-raised."""
+    if isinstance(exc, LLMFatalError):
+        report.failures[item.name] = str(exc)
+        if report.fatal is None:
+            report.fatal = str(exc)
+            client.stop_event.set()  # no new class starts; pending retry waits end
+    elif isinstance(exc, (LLMError, SchemaError)):
+        report.failures[item.name] = str(exc)
+        logger.error("class %d %r failed: %s", item.index, item.name, exc)
+    else:
+        raise exc
+
+
+def _write_output(
+    items: list[StageItem], entries: dict[int, dict], spec: StageSpec, output: str, report: StageReport
+) -> None:
+    """Write the answered classes to `output` in class-index order; order the failures the same way."""
     ordered = {item.name: entries[item.index] for item in items if item.index in entries}
-    # Keep failures in class-index order too.
     order = {item.name: item.index for item in items}
     report.failures = dict(sorted(report.failures.items(), key=lambda kv: order.get(kv[0], 0)))
     header = (
@@ -325,7 +356,6 @@ def run_stage(
     atomic_write_text(output, header + dump_yaml(ordered))
     report.written = len(ordered)
     report.output = output
-    return report
 
 
 def askg_items(class_names: list[str], limit: Optional[int] = None) -> list[StageItem]:

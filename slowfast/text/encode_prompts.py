@@ -16,7 +16,7 @@ import os
 from typing import TYPE_CHECKING, Optional
 from collections.abc import Mapping, Sequence
 
-from slowfast.text.askg import SchemaError, load_entries, load_yaml_file
+from slowfast.text.schema import SchemaError, load_entries, load_yaml_file
 
 if TYPE_CHECKING:  # torch is imported where it is used: stage 3's prompt table needs none
     import torch
@@ -170,7 +170,7 @@ def make_feature_file(
 ) -> dict:
     """Build and save the feature file; returns a small summary (shape, M, prompt counts)."""
     from slowfast.models.clip import load_clip
-    from slowfast.text.features import save_text_features
+    from slowfast.text.feature_file import save_text_features
 
     xprompts = match_xprompts(xprompt_path, class_names, mode)
     model = load_clip(clip_weights).to(device)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import yaml
 
+from slowfast.errors import UserError
 from slowfast.text.prompts import ASKG_FIELDS, XPROMPT_FIELDS, XPROMPT_SOURCES
 
 MIN_OBJECTS, MAX_OBJECTS = 5, 10
@@ -22,7 +23,7 @@ _BARE_TRIPLE = re.compile(r"""(^[ \t]*-[ \t]+|[\[,][ \t]*)<([^<>\n"]*)>""", re.M
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n(.*?)(?:\n[ \t]*```|\Z)", re.S)
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """An answer or YAML file does not follow the ASKG / xprompt schema; the message says where."""
 
 
