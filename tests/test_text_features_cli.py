@@ -14,7 +14,8 @@ import yaml
 from slowfast.models.clip import load_clip, tokenize
 from slowfast.text.cli import features_main
 from slowfast.text.feature_file import check_text_features, load_text_features
-from slowfast.text.encode_prompts import build_prompt_table, default_templates_file, load_templates
+from slowfast.text.encode_prompts import build_prompt_table
+from slowfast.text.templates import default_templates_file, load_templates
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = ["abseiling", "Apply Eye Makeup", "yo-yo"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from typing import Optional
@@ -117,6 +118,7 @@ def xprompt_parser() -> argparse.ArgumentParser:
 
 def features_parser() -> argparse.ArgumentParser:
     from slowfast.text.encode_prompts import MODES
+    from slowfast.text.templates import DATASETS
 
     p = argparse.ArgumentParser(
         prog="text_prompts.py",
@@ -132,9 +134,18 @@ def features_parser() -> argparse.ArgumentParser:
                         "ViT-B/16 found in the CLIP cache; use the same CLIP as the video model")
     p.add_argument("--output", required=True,
                    help="feature file to write, e.g. classes_text_feats_k400_tpl8_xmix_ViT-B_16.pt")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="use label_db/templates/<dataset>.yml, the templates the original work used for that "
+                        "dataset (default: the dataset named by the --classes file name, e.g. hmdb51-index2cls.json; "
+                        "k400 when the name says none)")
     p.add_argument("--templates-file", default=None,
-                   help="YAML with a 'templates' list of sentences holding '{}' (default: label_db/templates.yml)")
+                   help="YAML with a 'templates' list of sentences holding '{}' (an original classes_label_*.yml "
+                        "works too); overrides --dataset")
     p.add_argument("--num-templates", type=_positive_int, default=8, help="use the first N templates (default 8)")
+    p.add_argument("--match-by-order", action="store_true",
+                   help="pair the classes that no --xprompt key matches by name (even ignoring case and spacing), "
+                        "in class order, with the unmatched entries, in file order, as the original scripts did; "
+                        "each pair is listed")
     p.add_argument("--mode", choices=MODES, default="xmix",
                    help="clauses per prompt list: xmix = all three kinds (default), xoo / xao / xaa = one kind, "
                         "base = the bare class prompt only")
@@ -209,11 +220,11 @@ def features_main(argv: Optional[list[str]] = None) -> int:
     args = features_parser().parse_args(argv)
     import torch
 
+    from slowfast.errors import UserError
     from slowfast.models.clip import CLIPWeightsError
-    from slowfast.text.schema import SchemaError
-    from slowfast.text.feature_file import TextFeatureError
+    from slowfast.text.encode_prompts import make_feature_file
     from slowfast.text.stages import read_class_index
-    from slowfast.text.encode_prompts import default_templates_file, load_templates, make_feature_file
+    from slowfast.text.templates import choose_templates_file, load_templates
 
     if args.mode != "base" and not args.xprompt:
         print("error: --xprompt is required unless --mode base", file=sys.stderr)
@@ -224,16 +235,21 @@ def features_main(argv: Optional[list[str]] = None) -> int:
     with _logging(args.quiet):
         try:
             names = read_class_index(args.classes)
-            templates = load_templates(args.templates_file or default_templates_file(), args.num_templates)
+            templates_file, why = choose_templates_file(args.templates_file, args.dataset, args.classes)
+            templates = load_templates(templates_file, args.num_templates)
             info = make_feature_file(
                 args.xprompt, names, args.clip_weights, args.output, templates, mode=args.mode,
                 batch_size=args.batch_size, device=device, truncate=args.truncate,
+                templates_source=f"{os.path.basename(templates_file)} ({why})", match_by_order=args.match_by_order,
             )
-        except (SchemaError, CLIPWeightsError, TextFeatureError, OSError) as e:
+        except (UserError, CLIPWeightsError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
     k, n, e = info["shape"]
     print(f"wrote {args.output}: features [K={k}, N={n}, E={e}] = {len(templates)} templates x "
           f"{info['prompts_per_template']} prompts per template ({args.mode}); distinct prompts per class and "
           f"template: min {info['distinct_min']}, mean {info['distinct_mean']:.1f}, max {info['distinct_max']}")
+    print(f"templates: {templates_file} ({why})")
+    if args.xprompt:
+        print(info["matching"].summary())
     return 0

@@ -16,38 +16,15 @@ import os
 from typing import TYPE_CHECKING, Optional
 from collections.abc import Mapping, Sequence
 
-from slowfast.text.schema import SchemaError, load_entries, load_yaml_file
+from slowfast.text.prompt_file import MODE_FIELDS, match_xprompts
+from slowfast.text.schema import SchemaError
 
 if TYPE_CHECKING:  # torch is imported where it is used: stage 3's prompt table needs none
     import torch
 
 logger = logging.getLogger(__name__)
 
-MODES = ("xmix", "xoo", "xao", "xaa", "base")
-_MODE_FIELDS = {"xmix": ("xprompt_oo", "xprompt_ao", "xprompt_aa"), "xoo": ("xprompt_oo",),
-                "xao": ("xprompt_ao",), "xaa": ("xprompt_aa",), "base": ()}
-
-
-def default_templates_file() -> str:
-    """`label_db/templates.yml` of this checkout."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(root, "label_db", "templates.yml")
-
-
-def load_templates(path: str, num_templates: Optional[int] = 8) -> list[str]:
-    """The first `num_templates` entries of the file's `templates` list; each must hold one `{}`."""
-    data = load_yaml_file(path)
-    templates = data.get("templates") if isinstance(data, Mapping) else None
-    if not isinstance(templates, list) or not templates:
-        raise SchemaError(f"{path}: expected a key 'templates' holding a list of sentences with '{{}}'")
-    for i, t in enumerate(templates):
-        if not isinstance(t, str) or t.count("{}") != 1:
-            raise SchemaError(f"{path}: templates[{i}] = {t!r} must be a string with exactly one '{{}}'")
-    if num_templates is not None:
-        if num_templates < 1 or num_templates > len(templates):
-            raise SchemaError(f"{path} has {len(templates)} templates; --num-templates {num_templates} is out of range")
-        templates = templates[:num_templates]
-    return list(templates)
+MODES = tuple(MODE_FIELDS)
 
 
 def fill(template: str, text: str) -> str:
@@ -58,8 +35,8 @@ def fill(template: str, text: str) -> str:
 def class_prompts(template: str, class_name: str, entry: Optional[Mapping], mode: str) -> list[str]:
     """The bare prompt, then one per clause of the mode's fields; duplicates dropped, first occurrence kept."""
     prompts = [fill(template, class_name)]
-    for key in _MODE_FIELDS[mode]:
-        prompts += [fill(template, f"{class_name}, {clause}") for clause in (entry or {}).get(key, [])]
+    for key in MODE_FIELDS[mode]:
+        prompts += [fill(template, f"{class_name}, {clause}") for clause in (entry or {}).get(key) or []]
     return list(dict.fromkeys(prompts))
 
 
@@ -78,40 +55,6 @@ def build_prompt_table(
             padded += [lst[i % len(lst)] for i in range(m)]
         table.append(padded)
     return table, m
-
-
-def match_xprompts(path: str, class_names: Sequence[str], mode: str) -> dict[str, dict]:
-    """xprompt entries keyed by our class names; an exact key match first, then a unique case-insensitive one.
-
-    Every class must have an entry (except in `base` mode, which needs no file): a missing class is an
-    error that names it, never a silent shift of rows.
-    """
-    if mode == "base" and not path:
-        return {}
-    entries = load_entries(path, "xprompt")
-    folded: dict[str, list[str]] = {}
-    for key in entries:
-        folded.setdefault(key.casefold(), []).append(key)
-    out, missing = {}, []
-    for name in class_names:
-        if name in entries:
-            out[name] = entries[name]
-            continue
-        cands = folded.get(name.casefold(), [])
-        if len(cands) == 1:
-            logger.warning("%s: class %r matched to entry %r (case differs)", path, name, cands[0])
-            out[name] = entries[cands[0]]
-        else:
-            missing.append(name)
-    if missing:
-        raise SchemaError(
-            f"{path} has no entry for {len(missing)} of {len(class_names)} classes, e.g. {missing[:5]}; "
-            "run stage 2 (utils/extended_text_prompt.py) for them"
-        )
-    extra = len(entries) - len(out)
-    if extra > 0:
-        logger.info("%s: %d entries are not in the class list and are ignored", path, extra)
-    return out
 
 
 def encode_prompts(
@@ -167,12 +110,18 @@ def make_feature_file(
     batch_size: int = 256,
     device: str = "cpu",
     truncate: bool = False,
+    templates_source: str = "",
+    match_by_order: bool = False,
 ) -> dict:
-    """Build and save the feature file; returns a small summary (shape, M, prompt counts)."""
+    """Build and save the feature file; returns a small summary (shape, M, prompt counts, matching report).
+
+    The file's metadata records the templates and where they came from, the prompts of every row, and
+    how the prompt file's entries were matched to the classes.
+    """
     from slowfast.models.clip import load_clip
     from slowfast.text.feature_file import save_text_features
 
-    xprompts = match_xprompts(xprompt_path, class_names, mode)
+    xprompts, matching = match_xprompts(xprompt_path, class_names, mode, by_order=match_by_order)
     model = load_clip(clip_weights).to(device)
     feats, table, m = build_text_features(model, class_names, xprompts, templates, mode, batch_size, truncate)
     distinct = [len(set(row[:m])) for row in table]  # distinct prompts of the first template, per class
@@ -183,9 +132,11 @@ def make_feature_file(
         clip=dataclasses.asdict(model.config),
         clip_weights=os.path.basename(clip_weights),
         templates=list(templates),
+        templates_source=templates_source,
         prompts=table,
         mode=mode,
         prompts_per_template=m,
+        prompt_matching=matching.as_metadata(),
     )
     return {
         "shape": tuple(feats.shape),
@@ -193,4 +144,5 @@ def make_feature_file(
         "distinct_min": min(distinct),
         "distinct_max": max(distinct),
         "distinct_mean": sum(distinct) / len(distinct),
+        "matching": matching,
     }

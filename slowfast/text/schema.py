@@ -138,12 +138,24 @@ def _clean_clause(clause: str, label: str) -> str:
     return c.rstrip(" .")
 
 
-def validate_xprompt(obj: Any, class_name: str, askg_entry: Optional[Mapping] = None) -> dict:
-    """A normalised xprompt entry; with `askg_entry`, each list must have one clause per source triple."""
+def validate_xprompt(
+    obj: Any, class_name: str, askg_entry: Optional[Mapping] = None, allow_empty: bool = False
+) -> dict:
+    """A normalised xprompt entry; with `askg_entry`, each list must have one clause per source triple.
+
+    `allow_empty` accepts a missing, null or empty clause list (files written by the original scripts
+    have some); at least one of the three lists must still be present, so that another kind of file is
+    not read as an xprompt file with no clauses.
+    """
     entry = _entry_of(obj, XPROMPT_FIELDS)
+    if allow_empty and not any(k in entry for k in XPROMPT_FIELDS[1:]):
+        raise SchemaError(f"none of the fields {', '.join(XPROMPT_FIELDS[1:])} is present")
     out: dict = {"label": class_name}
     for key in XPROMPT_FIELDS[1:]:
-        clauses = [_clean_clause(c, class_name) for c in _string_list(entry, key, 1)]
+        if allow_empty and entry.get(key) is None:
+            out[key] = []
+            continue
+        clauses = [_clean_clause(c, class_name) for c in _string_list(entry, key, 0 if allow_empty else 1)]
         if any(not c for c in clauses):
             raise SchemaError(f"field {key!r} has an empty clause")
         if askg_entry is not None:
@@ -187,18 +199,23 @@ def load_yaml_file(path: str) -> Any:
         raise SchemaError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
 
 
-def load_entries(path: str, kind: str) -> dict[str, dict]:
-    """Validated entries of an ASKG (`kind='askg'`) or xprompt (`kind='xprompt'`) YAML, in file order."""
+def load_entries(path: str, kind: str, allow_empty: bool = False) -> dict[str, dict]:
+    """Validated entries of an ASKG (`kind='askg'`) or xprompt (`kind='xprompt'`) YAML, in file order.
+
+    `allow_empty` (xprompt only) accepts empty clause lists, see `validate_xprompt`.
+    """
     data = load_yaml_file(path)
     if not isinstance(data, Mapping) or not data:
         raise SchemaError(f"{path}: expected a mapping of class name -> {kind} entry")
-    validate = validate_askg if kind == "askg" else validate_xprompt
     out: dict[str, dict] = {}
     for name, entry in data.items():
         if not isinstance(entry, Mapping):
             raise SchemaError(f"{path}: class {name!r}: expected a mapping of fields, got {type(entry).__name__}")
         try:
-            out[str(name)] = validate(dict(entry), str(name))
+            if kind == "askg":
+                out[str(name)] = validate_askg(dict(entry), str(name))
+            else:
+                out[str(name)] = validate_xprompt(dict(entry), str(name), allow_empty=allow_empty)
         except SchemaError as e:
             raise SchemaError(f"{path}: class {name!r}: {e}") from None
     return out
