@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Stage 1 of the text augmentation: class names -> ASKG YAML (one LLM request per class).
 
-Run with --help for every flag; README "Text augmentation" shows the whole pipeline.
+Run with --help for every flag; docs/text_augmentation.md shows the whole pipeline.
 """
 
 import os

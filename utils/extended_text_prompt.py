@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Stage 2 of the text augmentation: ASKG YAML -> extended-prompt YAML (one LLM request per class).
 
-Run with --help for every flag; README "Text augmentation" shows the whole pipeline.
+Run with --help for every flag; docs/text_augmentation.md shows the whole pipeline.
 """
 
 import os

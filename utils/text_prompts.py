@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Stage 3 of the text augmentation: extended prompts -> [K, N, E] CLIP text-feature file.
 
-Run with --help for every flag; README "Text augmentation" shows the whole pipeline.
+Run with --help for every flag; docs/text_augmentation.md shows the whole pipeline.
 """
 
 import os
