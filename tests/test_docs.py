@@ -59,6 +59,16 @@ def test_every_relative_link_points_to_a_file(doc):
     assert not missing, f"{doc} links to missing files: {missing}"
 
 
+def test_user_documents_do_not_cite_internal_working_notes():
+    # A reader of the repository has only the repository: no section numbers of notes, no tracker numbers.
+    cited = {}
+    for doc in [*DOC_FILES, "BENCHMARKS.md", "INSTALL.md"]:
+        hits = re.findall(r"§|STDD_REFERENCE|the spec\b|issue [0-9]", open(os.path.join(ROOT, doc), encoding="utf-8").read())
+        if hits:
+            cited[doc] = hits
+    assert not cited
+
+
 def test_the_docs_link_checker_sees_links():
     # Guards the test above against a regex that silently matches nothing.
     assert "docs/index.md" in relative_links(README)
