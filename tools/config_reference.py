@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Print the configuration reference (every key, its default and its comment) as Markdown.
+"""Write the configuration reference (every key, its default and its comment) as Markdown.
 
-`python tools/config_reference.py --update-readme` rewrites the README section between the markers
-`<!-- config-reference:start -->` and `<!-- config-reference:end -->`.
+`python tools/config_reference.py --update` rewrites `docs/config_reference.md` from the comments in
+`slowfast/config/defaults.py`; without `--update` the page is printed. A test fails when the page is out
+of date, so the reference never drifts from the defaults.
 """
 
 from __future__ import annotations
@@ -16,10 +17,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from slowfast.config import all_keys, get_cfg  # noqa: E402
+from slowfast.utils.atomic import atomic_write_text  # noqa: E402
 
 DEFAULTS = os.path.join(ROOT, "slowfast", "config", "defaults.py")
-README = os.path.join(ROOT, "README.md")
-START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+REFERENCE = os.path.join(ROOT, "docs", "config_reference.md")
+HEADER = """# Configuration reference
+
+Every key of the configuration tree, its default and what it does. This page is generated from the
+comments in `slowfast/config/defaults.py` by `python tools/config_reference.py --update`; a test fails
+when it is out of date, so edit the comments there, not this page.
+
+Keys are set in YAML files (`--cfg`, repeatable, later files win) and on the command line
+(`--opts KEY VALUE ...`, applied last). Lists are written `"[1,2]"` (quote them in a shell).
+"""
 
 
 def key_comments(path: str = DEFAULTS) -> dict[str, str]:
@@ -42,6 +52,7 @@ def key_comments(path: str = DEFAULTS) -> dict[str, str]:
 
 
 def reference_markdown() -> str:
+    """The table: one row per key of `get_cfg()`, in tree order."""
     cfg = get_cfg()
     docs = key_comments()
     rows = ["| key | default | meaning |", "|---|---|---|"]
@@ -55,28 +66,28 @@ def reference_markdown() -> str:
     return "\n".join(rows)
 
 
-def update_readme(path: str = README) -> bool:
-    """Rewrite the README's reference section; True when it changed."""
-    text = open(path, encoding="utf-8").read()
-    if START not in text or END not in text:
-        raise SystemExit(f"{path} has no {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n{reference_markdown()}\n{END}{tail}"
-    if new != text:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(new)
-    return new != text
+def reference_document() -> str:
+    """The whole generated page: the header, then the table."""
+    return f"{HEADER}\n{reference_markdown()}\n"
+
+
+def update_reference(path: str = REFERENCE) -> bool:
+    """Rewrite the reference page when it differs; True when it changed."""
+    new = reference_document()
+    old = open(path, encoding="utf-8").read() if os.path.exists(path) else None
+    if new != old:
+        atomic_write_text(path, new)
+    return new != old
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update-readme", action="store_true", help="Rewrite the README's reference section.")
+    parser.add_argument("--update", action="store_true", help=f"Rewrite {os.path.relpath(REFERENCE, ROOT)}.")
     args = parser.parse_args(argv)
-    if args.update_readme:
-        print("README updated" if update_readme() else "README already current")
+    if args.update:
+        print(f"{os.path.relpath(REFERENCE, ROOT)} " + ("updated" if update_reference() else "already current"))
     else:
-        print(reference_markdown())
+        print(reference_document(), end="")
     return 0
 
 
