@@ -314,6 +314,24 @@ def test_ssv2_annotations_become_lists_with_the_official_label_ids(tmp_path):
         prepare_ssv2(str(tmp_path / "labels.json"), None, str(tmp_path / "bad.json"), str(out))
 
 
+def test_prepare_dataset_cli_has_an_ssv2_command(tmp_path, capsys):
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import prepare_dataset
+
+    (tmp_path / "labels.json").write_text(json.dumps({"Folding something": "0"}))
+    (tmp_path / "val.json").write_text(json.dumps([{"id": "7", "template": "Folding [something]"}]))
+    assert prepare_dataset.main(["ssv2", "--labels", str(tmp_path / "labels.json"), "--validation",
+                                 str(tmp_path / "val.json"), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "test.csv").read_text() == "7.webm,0\n"
+    assert "RANDOM_FLIP False" in capsys.readouterr().out
+
+
+def test_base_to_novel_tool_answers_help():
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "base_to_novel.py"), "--help"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0 and "--test-only" in out.stdout, out.stderr
+
+
 def test_ssv2_recipe_and_protocol_turn_horizontal_flips_off(tmp_path):
     from slowfast.config import get_cfg, merge_from_file
 
