@@ -6,6 +6,8 @@
     python tools/prepare_dataset.py hmdb51 --splits-dir testTrainMulti_7030_splits --out zs_label_db
     python tools/prepare_dataset.py k600-zeroshot --k600 k600/validate.csv --k400-classes k400/train.csv --out zs_label_db
     python tools/prepare_dataset.py folder --root my_videos --out data/my_dataset
+    python tools/prepare_dataset.py ssv2 --labels something-something-v2-labels.json \
+        --train something-something-v2-train.json --validation something-something-v2-validation.json --out data/ssv2
 
 Paths in the CSVs are relative to the videos' folder: set DATA.PATH_PREFIX to it, DATA.PATH_TO_DATA_DIR to
 the folder holding the CSVs, DATA.PATH_LABEL_SEPARATOR to "," and DATA.INDEX_LABEL_MAPPING_FILE to the JSON.
@@ -66,6 +68,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     f.add_argument("--test-fraction", type=float, default=0.1)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--extensions", default=",".join(prepare.VIDEO_EXTENSIONS), help="comma-separated")
+
+    s = sub.add_parser("ssv2", help="Something-Something v2 label/train/validation JSONs -> train/val/test.csv + "
+                                    "index2cls.json (test = validation; train with DATA.RANDOM_FLIP False)")
+    s.add_argument("--labels", required=True, help="something-something-v2-labels.json")
+    s.add_argument("--train", help="something-something-v2-train.json")
+    s.add_argument("--validation", required=True, help="something-something-v2-validation.json")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--extension", default=".webm", help="video file extension (default %(default)s)")
+    s.add_argument("--video-root", help="if given, leave out (and count) videos whose file is missing there")
     return p.parse_args(argv)
 
 
@@ -81,6 +92,9 @@ def main(argv=None) -> int:
             summary = prepare.prepare_ucf101(a.annotations, a.out)
         elif a.command == "hmdb51":
             summary = prepare.prepare_hmdb51(a.splits_dir, a.out)
+        elif a.command == "ssv2":
+            summary = prepare.prepare_ssv2(a.labels, a.train, a.validation, a.out, a.extension, a.video_root)
+            print("note: Something-Something classes name directions; train with DATA.RANDOM_FLIP False")
         elif a.command == "k600-zeroshot":
             summary = prepare.prepare_k600_zeroshot(
                 a.k600, a.k400_classes, a.out, seed=a.seed, num_classes=a.num_classes, class_lists=a.class_lists,

@@ -351,3 +351,71 @@ def prepare_folder(
         summary[split] = _write_csv(os.path.join(out_dir, f"{split}.csv"), sorted(r))
     _write_index(os.path.join(out_dir, "index2cls.json"), names)
     return summary
+
+
+# ---- Something-Something v2 ----------------------------------------------------------------------
+def _ssv2_classes(labels_json: str) -> list[str]:
+    """Class names in label-id order from `something-something-v2-labels.json` ({"name": "id", ...})."""
+    if not os.path.isfile(labels_json):
+        raise PrepareError(f"annotation file not found: {labels_json}")
+    with open(labels_json, encoding="utf-8") as f:
+        data = json.load(f)
+    if not isinstance(data, dict) or not data:
+        raise PrepareError(f"{labels_json}: expected a mapping {{\"class name\": \"id\", ...}}")
+    try:
+        by_id = {int(i): name for name, i in data.items()}
+    except (TypeError, ValueError):
+        raise PrepareError(f"{labels_json}: label ids must be integers") from None
+    if sorted(by_id) != list(range(len(data))):
+        raise PrepareError(f"{labels_json}: label ids must be 0..{len(data) - 1}, each once")
+    return [by_id[i] for i in range(len(data))]
+
+
+def _ssv2_rows(path: str, index: dict[str, int], extension: str) -> list[tuple[str, int]]:
+    """`(<id><extension>, label)` of an SSv2 train/validation JSON; the class is the entry's template
+    without its brackets ("Pushing [something] from left to right")."""
+    if not os.path.isfile(path):
+        raise PrepareError(f"annotation file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        entries = json.load(f)
+    if not isinstance(entries, list):
+        raise PrepareError(f"{path}: expected a JSON list of {{\"id\", \"template\", ...}} entries")
+    lower = {k.lower(): v for k, v in index.items()}
+    rows = []
+    for n, e in enumerate(entries):
+        if not isinstance(e, dict) or "id" not in e or "template" not in e:
+            raise PrepareError(f"{path}: entry {n} has no 'id' or 'template': {str(e)[:200]}")
+        name = str(e["template"]).replace("[", "").replace("]", "")
+        label = index.get(name, lower.get(name.lower()))
+        if label is None:
+            raise PrepareError(f"{path}: entry {n} (id {e['id']}): class {name!r} is not in the labels file")
+        rows.append((f"{e['id']}{extension}", label))
+    return rows
+
+
+def prepare_ssv2(
+    labels_json: str, train_json: str | None, validation_json: str, out_dir: str, extension: str = ".webm",
+    video_root: str | None = None,
+) -> dict:
+    """Something-Something v2 annotation JSONs -> `out_dir/{train,val,test}.csv` + `index2cls.json`.
+
+    Labels are the official ids of the labels file; test.csv lists the validation videos (the official test
+    set has no labels). Paths are `<id><extension>` (`.webm` as distributed). With `video_root`, videos
+    whose file is missing are left out and counted. Its classes name directions: train with
+    DATA.RANDOM_FLIP False.
+    """
+    classes = _ssv2_classes(labels_json)
+    index = {c: i for i, c in enumerate(classes)}
+    sources = {"train": train_json, "val": validation_json, "test": validation_json}
+    summary: dict = {"classes": len(classes), "missing": {}}
+    for split, path in sources.items():
+        if not path:
+            continue
+        rows = _ssv2_rows(path, index, extension)
+        if video_root is not None:
+            kept = [r for r in rows if os.path.exists(os.path.join(video_root, r[0]))]
+            summary["missing"][split] = len(rows) - len(kept)
+            rows = kept
+        summary[split] = _write_csv(os.path.join(out_dir, f"{split}.csv"), rows)
+    _write_index(os.path.join(out_dir, "index2cls.json"), classes)
+    return summary
