@@ -23,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from slowfast.utils.weight_averaging import (  # noqa: E402
+from slowfast.averaging import (  # noqa: E402
     KEY_MODES,
     METHODS,
     SchemeParams,

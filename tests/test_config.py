@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from slowfast.config import ConfigError, all_keys, get_cfg, merge_from_file, merge_from_list, validate_cfg
-from slowfast.utils.parser import load_config, parse_args
+from slowfast.config import ConfigError, all_keys, get_cfg, merge_from_file, merge_from_list, assert_and_infer_cfg
+from slowfast.config.parser import load_config, parse_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER_YAML = os.path.join(ROOT, "configs", "Kinetics", "TemporalCLIP_vitb16_8x16_STAdapter.yaml")
@@ -105,13 +105,13 @@ def test_opts_without_a_value_are_refused():
 def test_the_original_yaml_typo_is_refused_with_the_right_name():
     cfg = merge_from_list(get_cfg(), ["MODEL.TEMPORAL_MODELING_TYPE", "stcross_attn"])
     with pytest.raises(ConfigError, match="stcross_attend"):
-        validate_cfg(cfg)
+        assert_and_infer_cfg(cfg)
 
 
 def test_batch_size_must_divide_over_processes():
     cfg = merge_from_list(get_cfg(), ["NUM_GPUS", "3", "TRAIN.BATCH_SIZE", "32"])
     with pytest.raises(ConfigError, match="TRAIN.BATCH_SIZE = 32"):
-        validate_cfg(cfg)
+        assert_and_infer_cfg(cfg)
 
 
 def test_every_key_is_documented_by_a_comment():

@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_lr_schedule_matches_reference_table():
-    # §4.7: BASE 3.33e-6, START = END = 3.33e-8, 2 warmup epochs, 22 epochs, cosine after warmup.
+    # The paper recipe: BASE 3.33e-6, START = END = 3.33e-8, 2 warmup epochs, 22 epochs, cosine after warmup.
     cfg = get_cfg()
     cfg.SOLVER.BASE_LR, cfg.SOLVER.WARMUP_START_LR, cfg.SOLVER.COSINE_END_LR = 3.33e-6, 3.33e-8, 3.33e-8
     cfg.SOLVER.WARMUP_EPOCHS, cfg.SOLVER.MAX_EPOCH, cfg.SOLVER.COSINE_AFTER_WARMUP = 2.0, 22, True

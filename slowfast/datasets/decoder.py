@@ -22,10 +22,12 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from slowfast.errors import UserError
+
 __all__ = ["VideoDecodeError", "VideoInfo", "probe", "decode_indices", "read_clip"]
 
 
-class VideoDecodeError(RuntimeError):
+class VideoDecodeError(UserError, RuntimeError):
     """A video that cannot be read; `path` and `reason` are kept for the failure report."""
 
     def __init__(self, path: str, reason: str):

@@ -3,7 +3,7 @@
 Per-process batch = global batch / world size (TRAIN.BATCH_SIZE for train and val, TEST.BATCH_SIZE for
 test). Under torch.distributed, training uses a shuffling `DistributedSampler` with drop_last; val and
 test use `ContiguousSplitSampler`, which gives each rank its own slice with no padding, so every item is
-seen exactly once over all ranks (the original's padded sampler counted some test videos twice, §10.1-10).
+seen exactly once over all ranks (the original's padded sampler counted some test videos twice).
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ Two families live here:
 * `original_pyav_indices`, which reproduces the original code's pyav path for parity
   (`DATA.ORIGINAL_SAMPLING True`): the decoded window is `ceil(tau*(T-1)*fps/30)` frames but it is
   subsampled as if it were `tau*T*fps/30` long, so the stride is ~18.1 at 30 fps, the last index is clamped,
-  and the test views start at 0, 1/V, 2/V ... of the maximum start and never reach the end (§6.2, §10.1-9).
+  and the test views start at 0, 1/V, 2/V ... of the maximum start and never reach the end
+  (see docs/differences.md).
 """
 
 from __future__ import annotations

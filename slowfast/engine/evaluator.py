@@ -1,4 +1,4 @@
-"""Validation during training and the multi-view test (§5), on 1..N processes.
+"""Validation during training and the multi-view test, on 1..N processes.
 
 Every process runs the model on its share of the items and keeps (video_index, view_index, logits,
 label, ok) per item; the records of all processes are gathered and deduplicated by (video, view), so each
@@ -68,7 +68,7 @@ def evaluate(cfg, model: nn.Module, loader, split: str = "test", desc: Optional[
 
 
 def select_test_weights(cfg) -> tuple[Optional[str], str]:
-    """(file, how) of the weights to test, in the original's order (§5.1 step 3):
+    """(file, how) of the weights to test, in the original code's order:
     TEST.CUSTOM_LOAD_FILE (when TEST.CUSTOM_LOAD), TEST.CHECKPOINT_FILE_PATH, the newest checkpoint in
     OUTPUT_DIR/checkpoints, TRAIN.CHECKPOINT_FILE_PATH; (None, "initial") when there is none."""
     if cfg.TEST.CUSTOM_LOAD:

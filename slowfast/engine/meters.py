@@ -1,8 +1,7 @@
-"""Multi-view aggregation and classification metrics over videos (§5.3), and top-k counting.
+"""Multi-view aggregation and classification metrics over videos, and top-k counting.
 
 Views are keyed by (video_index, view_index): a view seen twice (a padded distributed sampler, or the
-same item gathered from two ranks) is counted once, which the original's TestMeter does not do (§10.1
-item 10). Videos with any unreadable view (`ok=False`) are excluded from the scores and listed.
+same item gathered from two ranks) is counted once, which the original's TestMeter does not do. Videos with any unreadable view (`ok=False`) are excluded from the scores and listed.
 """
 
 from __future__ import annotations

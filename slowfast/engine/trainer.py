@@ -1,4 +1,4 @@
-"""The training loop (§4): AdamW with the original's groups, per-iteration warmup + cosine, clipping,
+"""The training loop: AdamW with the original's groups, per-iteration warmup + cosine, clipping,
 mixed precision, CE + the model's distillation term, Open-VCLIP's interpolation regulariser, periodic
 checkpoints and validation, and resumable runs.
 
@@ -56,14 +56,14 @@ def amp_settings(enabled: bool, device: torch.device) -> tuple[bool, torch.dtype
 
 
 class LinearConnectClimb:
-    """Open-VCLIP's interpolation regulariser (§4.4), applied to the student CLIP only.
+    """Open-VCLIP's interpolation regulariser (docs/method.md), applied to the student CLIP only.
 
     Each call draws lambda ~ U(low, high), moves the trainable student CLIP parameters that also exist in
     the raw CLIP state dict to lambda * raw + (1 - lambda) * current, runs `compute_loss` there, records the
     (scaled) gradient of ratio * loss for every trainable parameter, and restores the parameters. The
     caller adds the recorded gradient to the normal pass's. As in the original, no (1 - lambda) chain-rule
     factor is applied. Keys outside the student CLIP (raw_model teacher, projector_v) are never interpolated,
-    which is what makes it usable with STDD's config (the original asserts and crashes, §10.2 item 6).
+    which is what makes it usable with STDD's config (the original code asserts and stops there).
     """
 
     def __init__(self, student_clip: nn.Module, clip_state: dict[str, torch.Tensor], trainable: list[nn.Parameter],
@@ -132,7 +132,7 @@ def _param_counts(model: nn.Module) -> tuple[int, int]:
 
 
 def _resume(cfg, model, optimizer, scaler) -> tuple[int, Optional[str]]:
-    """Start epoch (0-based) and the checkpoint it came from, following §4.1 step 6 (+ TRAIN.CUSTOM_LOAD)."""
+    """Start epoch (0-based) and the checkpoint it came from, in the original code's order: TRAIN.AUTO_RESUME, TRAIN.CHECKPOINT_FILE_PATH, TRAIN.CUSTOM_LOAD."""
     if cfg.TRAIN.AUTO_RESUME:
         path = cu.last_checkpoint(cfg.OUTPUT_DIR)
         if path:

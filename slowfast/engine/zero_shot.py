@@ -21,9 +21,9 @@ import statistics
 from dataclasses import dataclass
 from collections.abc import Callable
 
+from slowfast.errors import UserError
 from slowfast.datasets.csv_dataset import read_class_names, read_video_csv
 from slowfast.utils.atomic import atomic_write_text
-from slowfast.utils.distributed import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ BENCHMARKS = {
 }
 
 
-class ProtocolError(UserError):
+class ProtocolError(UserError, RuntimeError):
     """A split that cannot be evaluated as asked; the message names the file."""
 
 

@@ -2,7 +2,7 @@
 
 After training, STDD averages its epoch checkpoints (the paper: uniform average of epochs 2..22) and
 tests the averaged model zero-shot. The original tool stacked every checkpoint in memory, crashed on
-stray files and dropped adapter weights (spec §7, §10.2 item 12). Here:
+stray files and dropped adapter weights. Here:
 
 * one checkpoint is loaded at a time (memory-mapped) and accumulated in fp32 into one running sum per
   scheme, so peak memory is about (number of schemes + 1) model states whatever the number of
@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
+from slowfast.errors import UserError
 from slowfast.utils.atomic import atomic_torch_save
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ RAW_CLIP_ID = 0
 _CHECKPOINT_NAME = re.compile(r"^(?:(?P<task>.+)_)?checkpoint_epoch_(?P<id>\d+)\.pyth$")
 
 
-class WeightAveragingError(RuntimeError):
+class WeightAveragingError(UserError, RuntimeError):
     """The checkpoints cannot be averaged or patched; the message names the file and key."""
 
 
@@ -524,7 +525,7 @@ def average_checkpoints(
 
 
 # ----------------------------------------------------------------------------------------------------
-# Weight-space patching (§5.2)
+# Weight-space patching (WiSE-FT style, docs/method.md)
 # ----------------------------------------------------------------------------------------------------
 
 
