@@ -16,7 +16,7 @@ from slowfast.config import assert_and_infer_cfg, get_cfg, merge_from_list
 from slowfast.datasets.synthetic import write_video
 from slowfast.engine import test as run_test
 from slowfast.engine import train
-from slowfast.engine.trainer import NonFiniteLossError
+from slowfast.engine.meters import NonFiniteLossError
 from slowfast.utils import checkpoint as cu
 from slowfast.utils.distributed import launch_job
 

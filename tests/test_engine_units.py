@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from slowfast.averaging import patch_state_dict
 from slowfast.config import get_cfg
 from slowfast.engine.meters import aggregate_views, classification_metrics
 from slowfast.engine.trainer import LinearConnectClimb
@@ -159,7 +160,7 @@ def test_checkpoint_of_another_model_is_refused_with_the_file_named(tmp_path):
 
 def test_patching_interpolates_only_clip_keys():
     state = {"model.w": torch.ones(2), "raw_model.w": torch.ones(2), "projector_v.0.weight": torch.ones(2)}
-    patched = cu.patch_state_dict(state, {"w": torch.zeros(2)}, 0.25)
+    patched = patch_state_dict(state, {"w": torch.zeros(2)}, 0.25)
     assert torch.allclose(patched["model.w"], torch.full((2,), 0.75))
     assert torch.equal(patched["raw_model.w"], torch.ones(2)) and torch.equal(patched["projector_v.0.weight"], torch.ones(2))
 

@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import weakref
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch.utils.data import Dataset

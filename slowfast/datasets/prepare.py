@@ -24,7 +24,7 @@ import json
 import os
 import random
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from slowfast.errors import UserError
 from slowfast.utils.atomic import atomic_write_text

@@ -23,7 +23,6 @@ import math
 import random
 __all__ = [
     "frame_step",
-    "clip_span",
     "max_clip_start",
     "train_clip_start",
     "centre_clip_start",
@@ -39,11 +38,6 @@ def frame_step(sampling_rate: int, video_fps: float, target_fps: float) -> float
     if video_fps <= 0 or target_fps <= 0:
         raise ValueError(f"frame rates must be positive (video {video_fps}, target {target_fps})")
     return sampling_rate * video_fps / target_fps
-
-
-def clip_span(num_frames: int, sampling_rate: int, video_fps: float, target_fps: float) -> float:
-    """Source frames between the first and the last frame of a clip."""
-    return (num_frames - 1) * frame_step(sampling_rate, video_fps, target_fps)
 
 
 def max_clip_start(num_video_frames: int, span: float) -> float:

@@ -15,7 +15,7 @@ antialiasing after normalising; antialiasing is the better-behaved choice when s
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
