@@ -11,6 +11,8 @@ turns these comments into the README's configuration reference.
 
 from yacs.config import CfgNode
 
+from slowfast.config.custom_config import add_custom_config
+
 _C = CfgNode()
 
 # ---------------------------------------------------------------------------------------------------
@@ -303,8 +305,6 @@ _C.TENSORBOARD.LOG_DIR = ""
 
 def get_cfg() -> CfgNode:
     """A fresh copy of the default configuration (with the keys of `custom_config`)."""
-    from slowfast.config.custom_config import add_custom_config
-
     cfg = _C.clone()
     add_custom_config(cfg)
     return cfg
