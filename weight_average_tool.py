@@ -23,11 +23,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from slowfast.utils.weight_averaging import (  # noqa: E402
+from slowfast.errors import UserError  # noqa: E402
+from slowfast.averaging import (  # noqa: E402
     KEY_MODES,
     METHODS,
     SchemeParams,
-    WeightAveragingError,
     format_plan,
     patch_checkpoint,
     plan_averaging,
@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     avg = p.add_argument_group("averaging (default mode)")
-    avg.add_argument("--source-dir", help="folder of the engine's checkpoint_epoch_NNNNN.pyth files (OUTPUT_DIR/checkpoints); other files are ignored with a note")
+    avg.add_argument("--source-dir", help="folder of the engine's checkpoint_epoch_NNNNN.pyth files (OUTPUT_DIR/checkpoints); "
+                                          "other files are ignored with a note")
     avg.add_argument("--output-dir", help="folder for {method}_{start}_{end}.pth (created)")
     avg.add_argument("--start", type=int, default=None, help="first epoch id (1-based, from the file name) to average, inclusive (default: the first present)")
     avg.add_argument("--end", type=int, default=None, help="last epoch id to average, inclusive (default: the last present)")
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         run_averaging(plan, args.output_dir, log)
         return 0
-    except WeightAveragingError as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 

@@ -3,9 +3,20 @@
 import os
 
 import pytest
+import yaml
 
-from slowfast.config import ConfigError, all_keys, get_cfg, merge_from_file, merge_from_list, validate_cfg
-from slowfast.utils.parser import load_config, parse_args
+from slowfast.config import (
+    ConfigError,
+    all_keys,
+    assert_and_infer_cfg,
+    get_cfg,
+    merge_from_file,
+    merge_from_list,
+    num_processes,
+)
+from slowfast.config.parser import load_config, parse_args
+from slowfast.errors import UserError
+from slowfast.utils.lr_policy import lr_at_epoch, schedule_from_cfg
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER_YAML = os.path.join(ROOT, "configs", "Kinetics", "TemporalCLIP_vitb16_8x16_STAdapter.yaml")
@@ -105,13 +116,13 @@ def test_opts_without_a_value_are_refused():
 def test_the_original_yaml_typo_is_refused_with_the_right_name():
     cfg = merge_from_list(get_cfg(), ["MODEL.TEMPORAL_MODELING_TYPE", "stcross_attn"])
     with pytest.raises(ConfigError, match="stcross_attend"):
-        validate_cfg(cfg)
+        assert_and_infer_cfg(cfg)
 
 
 def test_batch_size_must_divide_over_processes():
     cfg = merge_from_list(get_cfg(), ["NUM_GPUS", "3", "TRAIN.BATCH_SIZE", "32"])
     with pytest.raises(ConfigError, match="TRAIN.BATCH_SIZE = 32"):
-        validate_cfg(cfg)
+        assert_and_infer_cfg(cfg)
 
 
 def test_every_key_is_documented_by_a_comment():
@@ -125,3 +136,38 @@ def test_every_key_is_documented_by_a_comment():
                     undocumented.append(key)
                 break
     assert not undocumented, f"keys without a comment: {undocumented}"
+
+
+def _lr_cfg(shards: int):
+    cfg = merge_from_list(get_cfg(), [
+        "NUM_GPUS", "0", "NUM_CPU_PROCS", "2", "NUM_SHARDS", str(shards), "TRAIN.BATCH_SIZE", "8", "TEST.BATCH_SIZE", "8",
+        "SOLVER.BASE_LR_SCALE_NUM_SHARDS", "True", "SOLVER.BASE_LR", "1e-3", "SOLVER.WARMUP_START_LR", "1e-4",
+        "SOLVER.COSINE_END_LR", "1e-5", "SOLVER.WARMUP_EPOCHS", "1.0", "SOLVER.MAX_EPOCH", "4",
+    ])
+    return assert_and_infer_cfg(cfg)
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_batch_is_global_and_learning_rates_do_not_depend_on_the_number_of_machines(shards):
+    cfg, one_machine = _lr_cfg(shards), _lr_cfg(1)
+    assert num_processes(cfg) == 2 * shards
+    assert (cfg.TRAIN.BATCH_SIZE // num_processes(cfg)) * num_processes(cfg) == 8  # the global batch, split
+    epochs = [0.0, 0.5, 1.0, 2.5, 3.9]
+    assert [lr_at_epoch(schedule_from_cfg(cfg), e) for e in epochs] == \
+        [lr_at_epoch(schedule_from_cfg(one_machine), e) for e in epochs]
+    saved = yaml.safe_load(cfg.dump())["SOLVER"]  # what every checkpoint and config.yaml records
+    assert (saved["BASE_LR"], saved["WARMUP_START_LR"], saved["COSINE_END_LR"]) == (1e-3, 1e-4, 1e-5)
+
+
+def test_config_errors_are_user_errors_and_still_value_errors():
+    cfg = merge_from_list(get_cfg(), ["MODEL.LOSS_FUNC", "hinge"])
+    with pytest.raises(UserError, match="MODEL.LOSS_FUNC"):
+        assert_and_infer_cfg(cfg)
+    with pytest.raises(ValueError, match="MODEL.LOSS_FUNC"):
+        assert_and_infer_cfg(cfg)
+
+
+@pytest.mark.parametrize("spelling", ["None", "none", ""])
+def test_every_spelling_of_no_temporal_operator_becomes_none(spelling):
+    cfg = merge_from_list(get_cfg(), ["MODEL.TEMPORAL_MODELING_TYPE", spelling])
+    assert assert_and_infer_cfg(cfg).MODEL.TEMPORAL_MODELING_TYPE is None

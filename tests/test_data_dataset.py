@@ -185,9 +185,9 @@ def test_failures_seen_in_loader_workers_reach_the_main_process(tmp_path):
 
 
 def test_config_refuses_a_crop_larger_than_the_smallest_training_scale():
-    from slowfast.config import ConfigError, validate_cfg
+    from slowfast.config import ConfigError, assert_and_infer_cfg
 
     cfg = get_cfg()
     cfg.merge_from_list(["DATA.TRAIN_JITTER_SCALES", [200, 256], "DATA.TRAIN_CROP_SIZE", 224])
     with pytest.raises(ConfigError, match="DATA.TRAIN_JITTER_SCALES"):
-        validate_cfg(cfg)
+        assert_and_infer_cfg(cfg)

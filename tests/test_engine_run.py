@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from slowfast.config import get_cfg, merge_from_list, validate_cfg
+from slowfast.config import assert_and_infer_cfg, get_cfg, merge_from_list
 from slowfast.datasets.synthetic import write_video
 from slowfast.engine import test as run_test
 from slowfast.engine import train
-from slowfast.engine.trainer import NonFiniteLossError
+from slowfast.engine.meters import NonFiniteLossError
 from slowfast.utils import checkpoint as cu
 from slowfast.utils.distributed import launch_job
 
@@ -82,7 +82,7 @@ def _opts(data_dir: str, out: str, **extra) -> list[str]:
 def _cfg(data_dir: str, out: str, **extra):
     cfg = get_cfg()
     merge_from_list(cfg, _opts(data_dir, out, **extra))
-    return validate_cfg(cfg)
+    return assert_and_infer_cfg(cfg)
 
 
 def _train_losses(out: str) -> list[float]:
@@ -215,7 +215,7 @@ def test_custom_load_reports_unexpected_keys(tiny_data, tmp_path, caplog):
 
 
 def test_linear_connect_climb_trains_the_stdd_model_with_teacher(tiny_data, tmp_path):
-    # The original crashes here (state-dict length assert with raw_model and projector_v keys, §4.4).
+    # The original code crashes here (state-dict length assert with raw_model and projector_v keys).
     common = {"SOLVER.MAX_EPOCH": 1, "TEST.ENABLE": False, "MODEL.KEEP_RAW_MODEL": True,
               "MODEL.RAW_MODEL_DISTILLATION": True, "SOLVER.CLIP_GRAD_L2NORM": None}
     plain = train(_cfg(tiny_data, str(tmp_path / "plain"), **common))["model"]

@@ -1,5 +1,6 @@
 """Engine pieces that need neither the video model nor the data: schedule, groups, losses, views, checkpoints."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -8,19 +9,24 @@ import pytest
 import torch
 import torch.nn as nn
 
+from slowfast.averaging import patch_state_dict
 from slowfast.config import get_cfg
 from slowfast.engine.meters import aggregate_views, classification_metrics
+from slowfast.engine.common import user_errors
 from slowfast.engine.trainer import LinearConnectClimb
+from slowfast.errors import UserError
+from slowfast.models.temporal_ops import TemporalOpError
 from slowfast.models.losses import cross_entropy, soft_cross_entropy
 from slowfast.models.optimizer import construct_optimizer, param_groups
 from slowfast.utils import checkpoint as cu
+from slowfast.utils.atomic import atomic_path
 from slowfast.utils.lr_policy import LRSchedule, get_lr_at_epoch, lr_at_epoch, set_lr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_lr_schedule_matches_reference_table():
-    # §4.7: BASE 3.33e-6, START = END = 3.33e-8, 2 warmup epochs, 22 epochs, cosine after warmup.
+    # The paper recipe: BASE 3.33e-6, START = END = 3.33e-8, 2 warmup epochs, 22 epochs, cosine after warmup.
     cfg = get_cfg()
     cfg.SOLVER.BASE_LR, cfg.SOLVER.WARMUP_START_LR, cfg.SOLVER.COSINE_END_LR = 3.33e-6, 3.33e-8, 3.33e-8
     cfg.SOLVER.WARMUP_EPOCHS, cfg.SOLVER.MAX_EPOCH, cfg.SOLVER.COSINE_AFTER_WARMUP = 2.0, 22, True
@@ -159,7 +165,7 @@ def test_checkpoint_of_another_model_is_refused_with_the_file_named(tmp_path):
 
 def test_patching_interpolates_only_clip_keys():
     state = {"model.w": torch.ones(2), "raw_model.w": torch.ones(2), "projector_v.0.weight": torch.ones(2)}
-    patched = cu.patch_state_dict(state, {"w": torch.zeros(2)}, 0.25)
+    patched = patch_state_dict(state, {"w": torch.zeros(2)}, 0.25)
     assert torch.allclose(patched["model.w"], torch.full((2,), 0.75))
     assert torch.equal(patched["raw_model.w"], torch.ones(2)) and torch.equal(patched["projector_v.0.weight"], torch.ones(2))
 
@@ -203,3 +209,54 @@ def test_run_net_config_error_is_one_line_without_traceback(tmp_path):
     err = proc.stderr.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1
     assert "SOLVER.BASE_LRR" in err and "SOLVER.BASE_LR" in err
+
+
+def _load_run_net():
+    spec = importlib.util.spec_from_file_location("run_net_under_test", os.path.join(ROOT, "tools", "run_net.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_run_net_lets_a_bug_keep_its_traceback(tmp_path, monkeypatch):
+    import slowfast.engine
+
+    def buggy_train(cfg):
+        return {}["missing key"]  # a bug in our code, not a user mistake
+
+    monkeypatch.setattr(slowfast.engine, "train", buggy_train)
+    with pytest.raises(KeyError, match="missing key"):
+        _load_run_net().main(["--opts", "NUM_GPUS", "0", "TEST.ENABLE", "False", "OUTPUT_DIR", str(tmp_path)])
+
+
+def test_run_net_prints_a_user_error_raised_while_running_as_one_line(tmp_path, monkeypatch):
+    import slowfast.engine
+
+    def train_on_missing_data(cfg):
+        raise UserError("no videos in\n  data/missing")
+
+    monkeypatch.setattr(slowfast.engine, "train", train_on_missing_data)
+    with pytest.raises(SystemExit, match="^error: no videos in data/missing$"):
+        _load_run_net().main(["--opts", "NUM_GPUS", "0", "TEST.ENABLE", "False", "OUTPUT_DIR", str(tmp_path)])
+
+
+def test_user_errors_wraps_user_input_errors_and_passes_bugs_through():
+    with pytest.raises(UserError, match="7x7 grid"):
+        with user_errors():
+            raise TemporalOpError("7x7 grid")
+    with pytest.raises(KeyError):
+        with user_errors():
+            raise KeyError("a bug")
+
+
+def test_atomic_path_replaces_the_target_only_on_success(tmp_path):
+    target = tmp_path / "video.mp4"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(str(target)) as tmp:
+            open(tmp, "wb").write(b"half")
+            raise RuntimeError("writer died")
+    assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["video.mp4"]
+    with atomic_path(str(target)) as tmp:
+        open(tmp, "wb").write(b"new")
+    assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["video.mp4"]

@@ -13,7 +13,7 @@ import torch
 
 from slowfast.benchmarks.averaging import peak_rss_of_averaging, write_synthetic_checkpoints
 from slowfast.models.clip import CLIP, random_clip_state_dict
-from slowfast.utils.weight_averaging import (
+from slowfast.averaging import (
     SchemeParams,
     WeightAveragingError,
     patch_state_dict,

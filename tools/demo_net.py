@@ -41,11 +41,11 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     import torch
 
-    from slowfast.config import merge_from_list, validate_cfg
+    from slowfast.config import assert_and_infer_cfg, merge_from_list
+    from slowfast.config.parser import load_config
     from slowfast.engine.classify import (classify_videos, list_videos, parse_classes, write_annotated_video,
                                           write_predictions_csv)
-    from slowfast.utils.distributed import user_error_types
-    from slowfast.utils.parser import load_config
+    from slowfast.errors import UserError
 
     try:
         cfg = load_config(argparse.Namespace(cfg_files=args.cfg_files, opts=[], shard_id=None, num_shards=None))
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
                               "TEST.CHECKPOINT_FILE_PATH", "", "TRAIN.CHECKPOINT_FILE_PATH", "",
                               "OUTPUT_DIR", os.path.join("output", "demo_net"), "DATA_LOADER.NUM_WORKERS", "0"])
         merge_from_list(cfg, args.opts)
-        validate_cfg(cfg)
+        assert_and_infer_cfg(cfg)
         classes = parse_classes(args.classes, args.classes_file)
         videos = list_videos(args.video)
         if args.output and len(videos) != 1:
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
             lines = [f"{n}: {q:.1%}" for n, q in preds[0].topk[:3]]
             write_annotated_video(videos[0], args.output, lines)
             print(f"annotated video: {args.output}")
-    except user_error_types() as e:
+    except UserError as e:
         raise SystemExit("error: " + " ".join(str(e).split())) from None
     return 0 if all(p.ok for p in preds) else 1
 

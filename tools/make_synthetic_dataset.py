@@ -21,8 +21,8 @@ from slowfast.datasets.synthetic import (  # noqa: E402
     SyntheticSpec,
     make_kinetics_like,
     make_synthetic_dataset,
-    write_text_atomic,
 )
+from slowfast.utils.atomic import atomic_write_text  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     start = time.time()
     if args.kinetics_like:
         rels = make_kinetics_like(args.out, num_videos=args.num_videos, seed=args.seed)
-        write_text_atomic(os.path.join(args.out, "test.csv"), "".join(f"{r},0\n" for r in rels))
+        atomic_write_text(os.path.join(args.out, "test.csv"), "".join(f"{r},0\n" for r in rels))
         print(f"wrote {len(rels)} Kinetics-like videos to {args.out} in {time.time() - start:.1f} s")
         return 0
     spec = SyntheticSpec(

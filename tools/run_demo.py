@@ -45,7 +45,7 @@ def _data_ready(path: str) -> bool:
 
 
 def _config(cfg_file: str, out_dir: str, data_dir: str, opts: list):
-    from slowfast.config import get_cfg, merge_from_file, merge_from_list, validate_cfg
+    from slowfast.config import assert_and_infer_cfg, get_cfg, merge_from_file, merge_from_list
 
     cfg = get_cfg()
     merge_from_file(cfg, os.path.join(ROOT, cfg_file))
@@ -54,7 +54,7 @@ def _config(cfg_file: str, out_dir: str, data_dir: str, opts: list):
     cfg.DATA.PATH_PREFIX = data_dir
     cfg.DATA.INDEX_LABEL_MAPPING_FILE = os.path.join(data_dir, "index2cls.json")
     merge_from_list(cfg, opts)
-    return validate_cfg(cfg)
+    return assert_and_infer_cfg(cfg)
 
 
 def _plot(curves: dict, labels: dict, path: str) -> None:
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(os.cpu_count() or 1)
     from slowfast.benchmarks import environment_line
     from slowfast.engine import test, train
-    from slowfast.utils.distributed import user_error_types
+    from slowfast.errors import UserError
 
     start = time.time()
     out = args.out
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
                          "num_videos": metrics["num_videos"], "epochs": hist["epochs"]}
             rep["views"] = metrics["views"]
             num_classes = cfg.MODEL.NUM_CLASSES
-    except user_error_types() as e:
+    except UserError as e:
         raise SystemExit(f"error: {' '.join(str(e).split())}") from None
     rep["stdd_top1"] = rep["stdd"]["top1_acc"]
     rep["baseline_top1"] = rep["baseline"]["top1_acc"]

@@ -18,8 +18,9 @@ def _one_line(e: BaseException) -> str:
 
 
 def main(argv=None) -> int:
-    from slowfast.utils.distributed import launch_job, user_error_types
-    from slowfast.utils.parser import load_config, parse_args
+    from slowfast.config.parser import load_config, parse_args
+    from slowfast.errors import UserError
+    from slowfast.utils.distributed import launch_job
 
     args = parse_args(argv)
     try:
@@ -32,7 +33,7 @@ def main(argv=None) -> int:
             launch_job(cfg, args.init_method, train)
         if cfg.TEST.ENABLE:
             launch_job(cfg, args.init_method, test)
-    except user_error_types() as e:
+    except UserError as e:
         raise SystemExit(f"error: {_one_line(e)}") from None
     except KeyboardInterrupt:
         raise SystemExit("interrupted (resume with TRAIN.AUTO_RESUME True)") from None

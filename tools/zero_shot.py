@@ -41,10 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from slowfast.config import merge_from_list
+    from slowfast.config import assert_and_infer_cfg, merge_from_list
+    from slowfast.config.parser import load_config
     from slowfast.engine.zero_shot import markdown_table, run_protocol
-    from slowfast.utils.distributed import user_error_types
-    from slowfast.utils.parser import load_config
+    from slowfast.errors import UserError
 
     output_dir = args.output_dir or os.path.join("output", "zero_shot", args.benchmark)
     ns = argparse.Namespace(cfg_files=args.cfg_files or [DEFAULT_CFG], opts=[], shard_id=None, num_shards=None)
@@ -57,11 +57,9 @@ def main(argv=None) -> int:
             "TEST.CUSTOM_LOAD", str(bool(args.checkpoint)), "TEST.CUSTOM_LOAD_FILE", args.checkpoint,
         ])
         merge_from_list(cfg, args.opts)  # the user's overrides win
-        from slowfast.config import validate_cfg
-
-        validate_cfg(cfg)
+        assert_and_infer_cfg(cfg)
         summary = run_protocol(cfg, args.benchmark, args.data_root, output_dir, args.init_method, args.text_aug_file)
-    except user_error_types() as e:
+    except UserError as e:
         raise SystemExit("error: " + " ".join(str(e).split())) from None
     print(f"\nZero-shot {args.benchmark} ({summary['views']} views), checkpoint: {summary['checkpoint'] or 'initial weights'}")
     print(markdown_table(summary))

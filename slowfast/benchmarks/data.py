@@ -16,7 +16,7 @@ import tempfile
 import time
 
 from slowfast.benchmarks import append_to_benchmarks_md, environment_line
-from slowfast.datasets.synthetic import write_text_atomic
+from slowfast.utils.atomic import atomic_write_text
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     repeats = (args.clips + 2 * args.batch_size) // len(rels) + 1
     lines = "".join(f"{r},0\n" for _ in range(repeats) for r in rels)
     for split in ("train", "test"):
-        write_text_atomic(os.path.join(folder, f"{split}.csv"), lines)
+        atomic_write_text(os.path.join(folder, f"{split}.csv"), lines)
     rows = []
     for mode in args.modes:
         for w in args.workers:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from slowfast.benchmarks import append_to_benchmarks_md, environment_line
+from slowfast.config.choices import TEMPORAL_TYPES, normalize_temporal_type
 from slowfast.models.clip.loading import custom_clip_config, random_clip_state_dict
 from slowfast.models.temporal_ops import TemporalOpConfig
 from slowfast.models.video_model import TemporalClipVideo
@@ -51,7 +52,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--patch", type=int, default=16, help="custom: patch size")
     p.add_argument("--resolution", type=int, default=224, help="custom: image side (a multiple of --patch whose grid the 2x2 mask window divides)")
     p.add_argument("--embed-dim", type=int, default=256, help="custom: joint embedding size")
-    p.add_argument("--types", nargs="+", default=["None", "stcross_attend", "stadapt_zeroinit"])
+    p.add_argument("--types", nargs="+", default=["None", "stcross_attend", "stadapt_zeroinit"],
+                   choices=[str(t) for t in TEMPORAL_TYPES] + ["none"], metavar="TYPE",
+                   help=f"temporal operators to time: {', '.join(map(str, TEMPORAL_TYPES))} (None = per-frame CLIP)")
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[4])
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--num-classes", type=int, default=32, help="classes of the (template) classifier")
@@ -304,7 +307,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     config = clip_config(args)
     sd = random_clip_state_dict(config, seed=0)
     load = f"; load average when started: {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    types = [None if t in ("None", "none") else t for t in args.types]
+    types = [normalize_temporal_type(t) for t in args.types]
     rows = []
     for batch in args.batch_sizes:
         rows.extend(measure_batch(args, sd, types, batch, device))

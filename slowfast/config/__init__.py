@@ -1,4 +1,5 @@
-"""Configuration: the default tree (`defaults.get_cfg`) and strict merging of YAML files and overrides."""
+"""Configuration: the default tree (`defaults.get_cfg`), strict merging of YAML files and overrides, and
+`assert_and_infer_cfg`, which checks what types cannot and fills in what follows from the values."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from collections.abc import Iterable, Sequence
 import yaml
 from yacs.config import CfgNode
 
+from slowfast.config import choices
 from slowfast.config.defaults import get_cfg
+from slowfast.errors import UserError
 
 __all__ = [
     "ConfigError",
@@ -19,12 +22,12 @@ __all__ = [
     "merge_from_file",
     "merge_from_list",
     "merge_dict",
-    "validate_cfg",
+    "assert_and_infer_cfg",
     "all_keys",
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration problem, with a message that names the key (and file) at fault."""
 
 
@@ -163,36 +166,37 @@ def merge_from_list(cfg: CfgNode, opts: Sequence[str]) -> CfgNode:
     return cfg
 
 
-_TEMPORAL_TYPES = (None, "stcross_attend", "stadapt_zeroinit", "cross_frame_attend", "expand_temporal_view")
-_ARCHS = ("vitb32", "vitb16", "vitl14", "custom")
-
-
 def _choice(key: str, value: Any, allowed: Iterable[Any]) -> None:
     allowed = list(allowed)
     if value not in allowed:
         raise ConfigError(f"config key {key}: {value!r} is not one of {', '.join(map(repr, allowed))}")
 
 
-def validate_cfg(cfg: CfgNode) -> CfgNode:
-    """Check values that types cannot check, and derive what follows from them (in place)."""
-    _choice("MODEL.ARCH", cfg.MODEL.ARCH, _ARCHS)
-    tmt = cfg.MODEL.TEMPORAL_MODELING_TYPE
-    if tmt in ("None", "none", ""):
-        cfg.MODEL.TEMPORAL_MODELING_TYPE = tmt = None
-    if tmt not in _TEMPORAL_TYPES:
-        hint = difflib.get_close_matches(str(tmt), [t for t in _TEMPORAL_TYPES if t], n=1)
+def _infer_temporal_type(cfg: CfgNode) -> None:
+    """Store every spelling of "no operator" as None, and refuse unknown operators with a suggestion."""
+    tmt = cfg.MODEL.TEMPORAL_MODELING_TYPE = choices.normalize_temporal_type(cfg.MODEL.TEMPORAL_MODELING_TYPE)
+    if tmt not in choices.TEMPORAL_TYPES:
+        named = [t for t in choices.TEMPORAL_TYPES if t]
+        hint = difflib.get_close_matches(str(tmt), named, n=1)
         extra = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise ConfigError(
             f"config key MODEL.TEMPORAL_MODELING_TYPE: unknown temporal operator {tmt!r}{extra}; "
-            f"valid: None, {', '.join(t for t in _TEMPORAL_TYPES if t)}"
+            f"valid: None, {', '.join(named)}"
         )
-    _choice("MODEL.LOSS_FUNC", cfg.MODEL.LOSS_FUNC, ("cross_entropy", "soft_cross_entropy"))
-    _choice("MODEL.STCROSS_MLP_INPUT", cfg.MODEL.STCROSS_MLP_INPUT, ("full", "merged"))
+
+
+def _assert_choices(cfg: CfgNode) -> None:
+    _choice("MODEL.ARCH", cfg.MODEL.ARCH, choices.ARCHS)
+    _choice("MODEL.LOSS_FUNC", cfg.MODEL.LOSS_FUNC, choices.LOSSES)
+    _choice("MODEL.STCROSS_MLP_INPUT", cfg.MODEL.STCROSS_MLP_INPUT, choices.STCROSS_MLP_INPUTS)
     _choice("DATA.DECODING_BACKEND", cfg.DATA.DECODING_BACKEND, ("pyav",))
-    _choice("DATA.ENSEMBLE_METHOD", cfg.DATA.ENSEMBLE_METHOD, ("sum", "max"))
+    _choice("DATA.ENSEMBLE_METHOD", cfg.DATA.ENSEMBLE_METHOD, choices.ENSEMBLE_METHODS)
     _choice("SOLVER.OPTIMIZING_METHOD", cfg.SOLVER.OPTIMIZING_METHOD, ("adamw", "sgd"))
     _choice("SOLVER.LR_POLICY", cfg.SOLVER.LR_POLICY, ("cosine", "constant"))
     _choice("TEST.NUM_SPATIAL_CROPS", cfg.TEST.NUM_SPATIAL_CROPS, (1, 3))
+
+
+def _assert_model(cfg: CfgNode) -> None:
     if cfg.AUG.ENABLE or cfg.MIXUP.ENABLE or cfg.AUG.NUM_SAMPLE != 1:
         raise ConfigError(
             "AUG.ENABLE / MIXUP.ENABLE / AUG.NUM_SAMPLE != 1 are not supported: STDD trains without "
@@ -206,6 +210,9 @@ def validate_cfg(cfg: CfgNode) -> CfgNode:
         raise ConfigError(f"MODEL.MASK_STRIDE must have 3 entries (t, h, w), got {list(cfg.MODEL.MASK_STRIDE)}")
     if not cfg.MODEL.TEMPORAL_SCALE or any(int(s) < 1 for s in cfg.MODEL.TEMPORAL_SCALE):
         raise ConfigError(f"MODEL.TEMPORAL_SCALE must be a non-empty list of positive ints, got {cfg.MODEL.TEMPORAL_SCALE}")
+
+
+def _assert_data(cfg: CfgNode) -> None:
     if len(cfg.DATA.TRAIN_JITTER_SCALES) != 2:
         raise ConfigError("DATA.TRAIN_JITTER_SCALES must be [min, max]")
     lo, hi = cfg.DATA.TRAIN_JITTER_SCALES
@@ -214,17 +221,36 @@ def validate_cfg(cfg: CfgNode) -> CfgNode:
             f"DATA.TRAIN_JITTER_SCALES {list(cfg.DATA.TRAIN_JITTER_SCALES)} must be [min, max] with "
             f"0 < min <= max and min >= DATA.TRAIN_CROP_SIZE ({cfg.DATA.TRAIN_CROP_SIZE})"
         )
+
+
+def num_processes(cfg: CfgNode) -> int:
+    """Processes of a run launched by `launch_job`: per machine NUM_GPUS (or NUM_CPU_PROCS on the CPU),
+    times NUM_SHARDS machines."""
+    return max(1, cfg.NUM_GPUS if cfg.NUM_GPUS > 0 else cfg.NUM_CPU_PROCS) * cfg.NUM_SHARDS
+
+
+def _assert_processes(cfg: CfgNode) -> None:
+    """The batch sizes are global: each is split evenly over every process of every machine."""
     if cfg.NUM_GPUS < 0 or cfg.NUM_CPU_PROCS < 1:
         raise ConfigError("NUM_GPUS must be >= 0 and NUM_CPU_PROCS >= 1")
-    world = max(1, cfg.NUM_GPUS if cfg.NUM_GPUS > 0 else cfg.NUM_CPU_PROCS) * cfg.NUM_SHARDS
+    world = num_processes(cfg)
     for key in ("TRAIN.BATCH_SIZE", "TEST.BATCH_SIZE"):
         section, name = key.split(".")
         bs = cfg[section][name]
         if bs % world:
             raise ConfigError(f"{key} = {bs} is not divisible by the {world} processes of this run")
-    if cfg.SOLVER.BASE_LR_SCALE_NUM_SHARDS and cfg.NUM_SHARDS > 1:
-        cfg.SOLVER.BASE_LR *= cfg.NUM_SHARDS
-        cfg.SOLVER.WARMUP_START_LR *= cfg.NUM_SHARDS
-        cfg.SOLVER.COSINE_END_LR *= cfg.NUM_SHARDS
-        cfg.SOLVER.BASE_LR_SCALE_NUM_SHARDS = False  # applied once
+
+
+def assert_and_infer_cfg(cfg: CfgNode) -> CfgNode:
+    """Check the values that types cannot check, and write back the one value that is inferred: every
+    spelling of "no temporal operator" becomes None (in place; returns `cfg`).
+
+    The learning rates are never rescaled here: TRAIN.BATCH_SIZE is the global batch, the same on any
+    number of machines, so the config saved with a run holds the learning rates it used.
+    """
+    _assert_choices(cfg)
+    _infer_temporal_type(cfg)
+    _assert_model(cfg)
+    _assert_data(cfg)
+    _assert_processes(cfg)
     return cfg

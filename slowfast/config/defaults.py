@@ -11,6 +11,8 @@ turns these comments into the README's configuration reference.
 
 from yacs.config import CfgNode
 
+from slowfast.config.custom_config import add_custom_config
+
 _C = CfgNode()
 
 # ---------------------------------------------------------------------------------------------------
@@ -43,7 +45,7 @@ _C.TRAIN = CfgNode()
 _C.TRAIN.ENABLE = True
 # Dataset name for training: kinetics, ucf101, hmdb51, k600 or synthetic (all read the same CSV format).
 _C.TRAIN.DATASET = "kinetics"
-# Global batch size (split evenly over all processes); also the validation batch size.
+# Global batch size, split evenly over all processes of all machines; also the validation batch size.
 _C.TRAIN.BATCH_SIZE = 64
 # Evaluate on the val split every EVAL_PERIOD epochs and after the last epoch.
 _C.TRAIN.EVAL_PERIOD = 10
@@ -203,7 +205,10 @@ _C.SOLVER.CLIP_GRAD_L2NORM = None
 _C.SOLVER.BETAS = (0.9, 0.999)
 # SGD momentum (unused by AdamW).
 _C.SOLVER.MOMENTUM = 0.9
-# Multiply BASE_LR, WARMUP_START_LR and COSINE_END_LR by NUM_SHARDS.
+# Accepted for the original command line; it changes nothing. In PySlowFast TRAIN.BATCH_SIZE is per
+# machine, so NUM_SHARDS machines train with NUM_SHARDS times the batch and this key scaled the learning
+# rates to match. Here TRAIN.BATCH_SIZE is the global batch (split over all processes of all machines),
+# so the batch and the learning rates are the same on 1 or N machines and no scaling applies.
 _C.SOLVER.BASE_LR_SCALE_NUM_SHARDS = False
 
 # ---------------------------------------------------------------------------------------------------
@@ -300,8 +305,6 @@ _C.TENSORBOARD.LOG_DIR = ""
 
 def get_cfg() -> CfgNode:
     """A fresh copy of the default configuration (with the keys of `custom_config`)."""
-    from slowfast.config.custom_config import add_custom_config
-
     cfg = _C.clone()
     add_custom_config(cfg)
     return cfg

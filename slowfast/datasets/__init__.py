@@ -19,7 +19,7 @@ _EXPORTS = {
     "ContiguousSplitSampler": "loader",
     "build_dataset": "loader",
     "build_loader": "loader",
-    "set_loader_epoch": "loader",
+    "reseed_for_epoch": "loader",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -25,11 +25,12 @@ import shutil
 import tempfile
 import weakref
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch.utils.data import Dataset
 
+from slowfast.errors import UserError
 from slowfast.datasets import sampling, transforms
 from slowfast.datasets.decoder import VideoDecodeError, read_clip
 from slowfast.utils.class_index import read_class_names  # noqa: F401  (re-exported)
@@ -39,7 +40,7 @@ __all__ = ["VideoEntry", "read_video_csv", "read_class_names", "VideoCSVDataset"
 logger = logging.getLogger(__name__)
 
 
-class DatasetFileError(ValueError):
+class DatasetFileError(UserError, ValueError):
     """A malformed CSV or class-index file; the message names the file and line."""
 
 

@@ -16,16 +16,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from slowfast.errors import UserError
+
 __all__ = ["VideoDecodeError", "VideoInfo", "probe", "decode_indices", "read_clip"]
 
 
-class VideoDecodeError(RuntimeError):
+class VideoDecodeError(UserError, RuntimeError):
     """A video that cannot be read; `path` and `reason` are kept for the failure report."""
 
     def __init__(self, path: str, reason: str):

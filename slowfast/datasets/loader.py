@@ -1,16 +1,23 @@
 """`build_dataset` / `build_loader`: config -> dataset arguments, samplers, worker seeding, dict batches.
 
 Per-process batch = global batch / world size (TRAIN.BATCH_SIZE for train and val, TEST.BATCH_SIZE for
-test). Under torch.distributed, training uses a shuffling `DistributedSampler` with drop_last; val and
+test); `assert_and_infer_cfg` has checked that it divides.
+
+Seeds (all from `slowfast.utils.seeding.derive_seed`): the dataset's RNG in the main process and the
+loader's generator start from (RNG_SEED, rank); `reseed_for_epoch` moves both to (RNG_SEED, epoch, rank)
+before each training epoch; each worker seeds itself from (RNG_SEED, rank, worker id, the base seed the
+loader drew from its generator), so worker streams, too, follow the epoch.
+
+Under torch.distributed, training uses a shuffling `DistributedSampler` with drop_last; val and
 test use `ContiguousSplitSampler`, which gives each rank its own slice with no padding, so every item is
-seen exactly once over all ranks (the original's padded sampler counted some test videos twice, §10.1-10).
+seen exactly once over all ranks (the original's padded sampler counted some test videos twice).
 """
 
 from __future__ import annotations
 
 import os
 import random
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -18,13 +25,14 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from slowfast.datasets.csv_dataset import VideoCSVDataset, read_class_names
+from slowfast.utils.seeding import derive_seed
 
 __all__ = [
     "DATASET_NAMES",
     "ContiguousSplitSampler",
     "build_dataset",
     "build_loader",
-    "set_loader_epoch",
+    "reseed_for_epoch",
     "dataset_csv_path",
 ]
 
@@ -75,8 +83,6 @@ def build_dataset(cfg, split: str) -> VideoCSVDataset:
     key = "TEST.DATASET" if split == "test" else "TRAIN.DATASET"
     if name not in DATASET_NAMES:
         raise ValueError(f"{key} {name!r} is not a known dataset; valid names: {', '.join(DATASET_NAMES)}")
-    if cfg.DATA.DECODING_BACKEND != "pyav":
-        raise ValueError(f"DATA.DECODING_BACKEND {cfg.DATA.DECODING_BACKEND!r} is not supported; use 'pyav'")
     class_names = read_class_names(cfg.DATA.INDEX_LABEL_MAPPING_FILE) if cfg.DATA.INDEX_LABEL_MAPPING_FILE else None
     prefix = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR
     rank, _ = _world()
@@ -101,20 +107,15 @@ def build_dataset(cfg, split: str) -> VideoCSVDataset:
         num_crops=cfg.TEST.NUM_SPATIAL_CROPS,
         num_retries=cfg.DATA_LOADER.NUM_RETRIES,
         multi_thread_decode=cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE,
-        seed=_process_seed(cfg.RNG_SEED, rank),
+        seed=derive_seed(cfg.RNG_SEED, rank),
     )
 
 
-def _process_seed(rng_seed: int, rank: int, worker: int = -1) -> int:
-    return (rng_seed * 1_000_003 + rank * 1_009 + worker + 1) % 2**32
-
-
 class _WorkerInit:
-    """Seeds random, numpy, torch and the dataset's RNG from RNG_SEED, rank, worker id and epoch.
+    """Seeds random, numpy, torch and the dataset's RNG of a worker (see the module docstring).
 
     `torch.initial_seed()` in a worker is the loader's per-iteration base seed (drawn from the
-    loader's seeded generator) plus the worker id, so seeds are reproducible yet differ per epoch when
-    workers are restarted.
+    loader's seeded generator) plus the worker id, so seeds are reproducible yet differ per epoch.
     """
 
     def __init__(self, rng_seed: int, rank: int):
@@ -122,7 +123,7 @@ class _WorkerInit:
         self.rank = rank
 
     def __call__(self, worker_id: int) -> None:
-        seed = (_process_seed(self.rng_seed, self.rank, worker_id) + torch.initial_seed()) % 2**32
+        seed = derive_seed(self.rng_seed, self.rank, worker_id, torch.initial_seed())
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
@@ -135,14 +136,10 @@ def build_loader(cfg, split: str, shuffle: bool | None = None) -> DataLoader:
     """DataLoader of dict batches for `split`; `shuffle` defaults to True for train only."""
     dataset = build_dataset(cfg, split)
     rank, world = _world()
-    global_batch = cfg.TEST.BATCH_SIZE if split == "test" else cfg.TRAIN.BATCH_SIZE
-    key = "TEST.BATCH_SIZE" if split == "test" else "TRAIN.BATCH_SIZE"
-    if global_batch % world != 0:
-        raise ValueError(f"{key} {global_batch} is not divisible by the number of processes ({world})")
-    batch = global_batch // world
+    batch = (cfg.TEST.BATCH_SIZE if split == "test" else cfg.TRAIN.BATCH_SIZE) // world
     is_train = split == "train"
     shuffle = is_train if shuffle is None else shuffle
-    generator = torch.Generator().manual_seed(_process_seed(cfg.RNG_SEED, rank))
+    generator = torch.Generator().manual_seed(derive_seed(cfg.RNG_SEED, rank))
     if world > 1:
         if is_train:
             sampler = DistributedSampler(dataset, world, rank, shuffle=shuffle, seed=cfg.RNG_SEED, drop_last=True)
@@ -160,15 +157,28 @@ def build_loader(cfg, split: str, shuffle: bool | None = None) -> DataLoader:
         num_workers=workers,
         pin_memory=bool(cfg.DATA_LOADER.PIN_MEMORY and cfg.NUM_GPUS > 0 and torch.cuda.is_available()),
         drop_last=is_train,
-        persistent_workers=workers > 0,
+        # Workers start anew for every pass over the loader, seeded from that pass's generator state: the
+        # trainer rebuilds and reseeds the train loader every epoch, so a resumed run sees the same batches.
+        persistent_workers=False,
         worker_init_fn=_WorkerInit(cfg.RNG_SEED, rank),
         generator=generator,
     )
 
 
-def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
-    """Call at the start of each epoch: reshuffles a DistributedSampler (others ignore it)."""
+def reseed_for_epoch(loader: DataLoader, seed: int, epoch: int, rank: int) -> None:
+    """Make the epoch's data order and augmentation a function of (seed, epoch, rank) only.
+
+    Sets the loader's shuffling generator (which also draws the workers' base seed), the in-process
+    dataset RNG and the distributed sampler's epoch, so a run resumed at `epoch` sees exactly the
+    batches the uninterrupted run saw.
+    """
+    s = derive_seed(seed, epoch, rank, 1)
+    gen = getattr(loader, "generator", None)
+    if gen is not None:
+        gen.manual_seed(s)
+    dataset = getattr(loader, "dataset", None)
+    if hasattr(dataset, "reseed"):
+        dataset.reseed(s)
     sampler = getattr(loader, "sampler", None)
     if hasattr(sampler, "set_epoch"):
         sampler.set_epoch(epoch)
-

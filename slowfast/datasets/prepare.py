@@ -24,9 +24,10 @@ import json
 import os
 import random
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
-from slowfast.datasets.synthetic import write_text_atomic
+from slowfast.errors import UserError
+from slowfast.utils.atomic import atomic_write_text
 
 __all__ = [
     "PrepareError",
@@ -45,7 +46,7 @@ DEFAULT_KINETICS_PATTERN = "{split}/{youtube_id}_{time_start:06d}_{time_end:06d}
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 
 
-class PrepareError(ValueError):
+class PrepareError(UserError, ValueError):
     """A problem with the annotation files; the message names the file (and line)."""
 
 
@@ -56,12 +57,12 @@ def _write_csv(path: str, rows: Iterable[tuple[str, int]]) -> int:
         if "," in p:
             raise PrepareError(f"video path {p!r} contains ',' (the CSV separator); rename the file")
         lines.append(f"{p},{label}\n")
-    write_text_atomic(path, "".join(lines))
+    atomic_write_text(path, "".join(lines))
     return len(lines)
 
 
 def _write_index(path: str, names: Sequence[str]) -> None:
-    write_text_atomic(path, json.dumps({str(i): n for i, n in enumerate(names)}, indent=1) + "\n")
+    atomic_write_text(path, json.dumps({str(i): n for i, n in enumerate(names)}, indent=1) + "\n")
 
 
 def _read_lines(path: str) -> list[tuple[int, str]]:

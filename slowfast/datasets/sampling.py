@@ -13,7 +13,8 @@ Two families live here:
 * `original_pyav_indices`, which reproduces the original code's pyav path for parity
   (`DATA.ORIGINAL_SAMPLING True`): the decoded window is `ceil(tau*(T-1)*fps/30)` frames but it is
   subsampled as if it were `tau*T*fps/30` long, so the stride is ~18.1 at 30 fps, the last index is clamped,
-  and the test views start at 0, 1/V, 2/V ... of the maximum start and never reach the end (§6.2, §10.1-9).
+  and the test views start at 0, 1/V, 2/V ... of the maximum start and never reach the end
+  (see docs/differences.md).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import math
 import random
 __all__ = [
     "frame_step",
-    "clip_span",
     "max_clip_start",
     "train_clip_start",
     "centre_clip_start",
@@ -38,11 +38,6 @@ def frame_step(sampling_rate: int, video_fps: float, target_fps: float) -> float
     if video_fps <= 0 or target_fps <= 0:
         raise ValueError(f"frame rates must be positive (video {video_fps}, target {target_fps})")
     return sampling_rate * video_fps / target_fps
-
-
-def clip_span(num_frames: int, sampling_rate: int, video_fps: float, target_fps: float) -> float:
-    """Source frames between the first and the last frame of a clip."""
-    return (num_frames - 1) * frame_step(sampling_rate, video_fps, target_fps)
 
 
 def max_clip_start(num_video_frames: int, span: float) -> float:

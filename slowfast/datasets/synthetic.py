@@ -10,7 +10,7 @@ model that looks at frames one at a time (or averages them) cannot beat chance; 
 Zero-shot classes (`ZERO_SHOT_CLASSES`, disjoint): a square growing or shrinking, a bar rotating
 clockwise or anticlockwise; again pairs of time-reversed clips.
 
-Defaults follow the demo calibration (/shared/notes/demo-calibration.md): 64x64 frames, square side
+Defaults (calibrated so that the demo run learns the classes in minutes on a CPU): 64x64 frames, square side
 14-19 px, Gaussian noise sigma 0.05 added before encoding. Clips have 16 frames at 30 fps and move
 1.5-2 px per frame, so the default sampling `DATA.NUM_FRAMES 8`, `DATA.SAMPLING_RATE 2` sees 8 frames
 3-4 px apart (the calibrated motion) with a random start of 0 or 1 in training. Horizontal flipping would
@@ -24,22 +24,21 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
-
-from slowfast.utils.atomic import atomic_write_text
+from fractions import Fraction
 
 import av
 import numpy as np
+
+from slowfast.utils.atomic import atomic_path, atomic_write_text
 
 __all__ = [
     "CLASSES",
     "ZERO_SHOT_CLASSES",
     "SyntheticSpec",
     "write_video",
-    "write_text_atomic",
     "render_clip",
     "sample_clip_params",
     "make_clip",
@@ -88,44 +87,32 @@ def write_video(
 ) -> None:
     """Encode uint8 RGB frames `[T, H, W, 3]` (even H and W) as H.264/yuv420p mp4, atomically.
 
-    `threads` 1 makes the bitstream reproducible; `preset`/`crf` are x264's (None = its defaults).
+    `threads` 1 makes the bitstream reproducible: x264 then runs on one thread and without MB-tree rate
+    control, which on these short clips gave different bitstreams for the same frames from run to run
+    (one in a few encodes differed, even on one thread). `preset`/`crf` are x264's (None = its defaults).
+    Frame i gets the timestamp i / fps.
     """
     t, h, w, _ = frames.shape
     if h % 2 or w % 2:
         raise ValueError(f"H.264 yuv420p needs even frame sizes, got {w}x{h}")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".mp4.tmp", dir=folder)
-    os.close(fd)
-    try:
-        with av.open(tmp, mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.codec_context.thread_count = threads
-            options = {}
-            if preset is not None:
-                options["preset"] = preset
-            if crf is not None:
-                options["crf"] = str(crf)
-            stream.codec_context.options = options
-            for img in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")))
-            container.mux(stream.encode(None))
-        _publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-write_text_atomic = atomic_write_text  # the name the dataset tools import
-
-def _publish(tmp: str, path: str) -> None:
-    """Give the temp file the usual permissions (mkstemp makes it 0600) and move it into place."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+    time_base = Fraction(1, int(fps))
+    with atomic_path(path) as tmp, av.open(tmp, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.codec_context.thread_count = threads
+        options = {}
+        if preset is not None:
+            options["preset"] = preset
+        if crf is not None:
+            options["crf"] = str(crf)
+        if threads == 1:
+            options["x264-params"] = "mbtree=0"
+        stream.codec_context.options = options
+        for i, img in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            frame.pts, frame.time_base = i, time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
 
 
 # ---- rendering -----------------------------------------------------------------------------------
@@ -257,10 +244,10 @@ def make_synthetic_dataset(out: str, spec: SyntheticSpec = SyntheticSpec(), work
         for task in tasks:
             _write_one(task)
     # The lists are written last: a folder with CSVs is a complete dataset.
-    write_text_atomic(os.path.join(out, "index2cls.json"), _index_json(CLASSES))
-    write_text_atomic(os.path.join(out, "zero_shot", "index2cls.json"), _index_json(ZERO_SHOT_CLASSES))
+    atomic_write_text(os.path.join(out, "index2cls.json"), _index_json(CLASSES))
+    atomic_write_text(os.path.join(out, "zero_shot", "index2cls.json"), _index_json(ZERO_SHOT_CLASSES))
     for csv_name, rows in lists:
-        write_text_atomic(os.path.join(out, csv_name), "".join(r + "\n" for r in rows))
+        atomic_write_text(os.path.join(out, csv_name), "".join(r + "\n" for r in rows))
     return {split: len(rows) for (split, *_), (_, rows) in zip(plan, lists)}
 
 

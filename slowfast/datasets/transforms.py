@@ -3,7 +3,7 @@
 The same resize/crop/flip is applied to every frame of a clip. Resizing uses torchvision's bilinear
 resize with antialiasing on the uint8 frames (its fast path), then frames are scaled to [0, 1] and
 normalised with the per-channel mean/std (CLIP's values in our configs). The original resized without
-antialiasing after normalising; antialiasing is the better-behaved choice when shrinking (§6.3).
+antialiasing after normalising; antialiasing is the better-behaved choice when shrinking (see docs/differences.md).
 
 * train: short side to a random size in [min, max] of `jitter_scales`, random `crop_size` crop,
   horizontal flip with p = 0.5 when `flip`;
@@ -15,7 +15,7 @@ antialiasing after normalising; antialiasing is the better-behaved choice when s
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

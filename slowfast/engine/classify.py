@@ -17,16 +17,22 @@ from dataclasses import dataclass
 from typing import Optional
 from collections.abc import Sequence
 
+import av
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
+from yacs.config import CfgNode
 
 from slowfast.datasets.prepare import VIDEO_EXTENSIONS
-from slowfast.utils.distributed import UserError
+from slowfast.engine.common import build_loader_checked, build_model_checked
+from slowfast.engine.evaluator import evaluate, load_test_weights
+from slowfast.errors import UserError
+from slowfast.utils.atomic import atomic_output, atomic_path
 
 logger = logging.getLogger(__name__)
 
 
-class ClassifyError(UserError):
+class ClassifyError(UserError, RuntimeError):
     """Bad input to the classifier (no videos, no classes); the message names it."""
 
 
@@ -69,12 +75,9 @@ def list_videos(path: str) -> list[str]:
     raise ClassifyError(f"video not found: {path}")
 
 
-def classify_videos(cfg, videos: Sequence[str], class_names: Sequence[str], top_k: int = 5) -> list[Prediction]:
+def classify_videos(cfg: CfgNode, videos: Sequence[str], class_names: Sequence[str], top_k: int = 5
+                    ) -> list[Prediction]:
     """Scores of every video against `class_names`, with `cfg`'s model, weights and test-time views."""
-    from slowfast.datasets import build_loader
-    from slowfast.engine.evaluator import evaluate, load_test_weights
-    from slowfast.engine.trainer import _build_model
-
     if any("," in v for v in videos):
         bad = next(v for v in videos if "," in v)
         raise ClassifyError(f"video path contains ',' which the list format cannot hold: {bad}")
@@ -91,9 +94,9 @@ def classify_videos(cfg, videos: Sequence[str], class_names: Sequence[str], top_
         c.MODEL.NUM_CLASSES = len(class_names)
         c.TEST.OPENSET = False
         c.freeze()
-        model = _build_model(c)
+        model = build_model_checked(c)
         load_test_weights(c, model)
-        loader = build_loader(c, "test")
+        loader = build_loader_checked(c, "test")
         out = evaluate(c, model, loader, split="classify", desc="classify")
     res = out["results"]
     reasons = {int(v): r for v, _, r in out["unreadable"]}
@@ -113,62 +116,55 @@ def classify_videos(cfg, videos: Sequence[str], class_names: Sequence[str], top_
 
 def write_predictions_csv(predictions: Sequence[Prediction], path: str) -> None:
     """One row per video: path, ok, top-1 class and probability, then the top-k as "name:prob" pairs."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_output(path, "w") as f:
         w = csv.writer(f)
         w.writerow(["video", "ok", "top1_class", "top1_prob", "topk", "error"])
         for p in predictions:
             top1 = p.topk[0] if p.topk else ("", float("nan"))
             w.writerow([p.path, p.ok, top1[0], f"{top1[1]:.4f}", "; ".join(f"{n}:{q:.4f}" for n, q in p.topk), p.reason])
-    os.replace(tmp, path)
 
 
-def write_annotated_video(src: str, dst: str, lines: Sequence[str], max_frames: int = 300) -> None:
-    """A copy of `src` with `lines` drawn in its top-left corner: an .mp4 (H.264) or a .gif by `dst`'s extension."""
-    import av
-    from PIL import ImageDraw
-
+def _read_frames(src: str, max_frames: int) -> tuple[list[Image.Image], float]:
+    """Up to `max_frames` frames of `src` as RGB images, and its frame rate (25 when unknown)."""
     frames, fps = [], 25.0
     with av.open(src) as container:
         stream = container.streams.video[0]
         if stream.average_rate:
             fps = float(stream.average_rate)
         for frame in container.decode(stream):
-            frames.append(frame.to_image())
+            frames.append(frame.to_image().convert("RGB"))
             if len(frames) >= max_frames:
                 break
     if not frames:
         raise ClassifyError(f"{src}: no frames to draw on")
-    drawn = []
-    for img in frames:
-        img = img.convert("RGB")
-        draw = ImageDraw.Draw(img)
-        h = 12 * len(lines) + 6
-        draw.rectangle([0, 0, img.width, h], fill=(0, 0, 0))
-        for i, line in enumerate(lines):
-            draw.text((4, 3 + 12 * i), line, fill=(255, 255, 0))
-        drawn.append(img)
-    folder = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(folder, exist_ok=True)
-    ext = os.path.splitext(dst)[1].lower()
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}{ext}")
-    try:
-        if ext == ".gif":
-            drawn[0].save(tmp, save_all=True, append_images=drawn[1:], duration=int(1000 / fps), loop=0)
+    return frames, fps
+
+
+def _draw_lines(img: Image.Image, lines: Sequence[str]) -> Image.Image:
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([0, 0, img.width, 12 * len(lines) + 6], fill=(0, 0, 0))
+    for i, line in enumerate(lines):
+        draw.text((4, 3 + 12 * i), line, fill=(255, 255, 0))
+    return img
+
+
+def _write_mp4(path: str, images: Sequence[Image.Image], fps: float) -> None:
+    w, h = images[0].width - images[0].width % 2, images[0].height - images[0].height % 2
+    with av.open(path, "w", format="mp4") as out:
+        s = out.add_stream("libx264", rate=round(fps))
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for img in images:
+            out.mux(s.encode(av.VideoFrame.from_ndarray(np.asarray(img)[:h, :w], format="rgb24")))
+        out.mux(s.encode())
+
+
+def write_annotated_video(src: str, dst: str, lines: Sequence[str], max_frames: int = 300) -> None:
+    """A copy of `src` with `lines` drawn in its top-left corner: an .mp4 (H.264) or a .gif by `dst`'s
+    extension; written atomically."""
+    frames, fps = _read_frames(src, max_frames)
+    drawn = [_draw_lines(img, lines) for img in frames]
+    with atomic_path(dst) as tmp:
+        if os.path.splitext(dst)[1].lower() == ".gif":
+            drawn[0].save(tmp, format="GIF", save_all=True, append_images=drawn[1:], duration=int(1000 / fps), loop=0)
         else:
-            w, h = drawn[0].width - drawn[0].width % 2, drawn[0].height - drawn[0].height % 2
-            with av.open(tmp, "w", format="mp4") as out:
-                s = out.add_stream("libx264", rate=round(fps))
-                s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-                for img in drawn:
-                    arr = np.asarray(img)[:h, :w]
-                    for packet in s.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
-                        out.mux(packet)
-                for packet in s.encode():
-                    out.mux(packet)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+            _write_mp4(tmp, drawn, fps)

@@ -1,4 +1,4 @@
-"""Validation during training and the multi-view test (§5), on 1..N processes.
+"""Validation during training and the multi-view test, on 1..N processes.
 
 Every process runs the model on its share of the items and keeps (video_index, view_index, logits,
 label, ok) per item; the records of all processes are gathered and deduplicated by (video, view), so each
@@ -18,12 +18,17 @@ from typing import Any, Optional
 
 import torch
 import torch.nn as nn
+from yacs.config import CfgNode
 
+from slowfast.averaging import patch_state_dict
+from slowfast.engine.common import amp_settings, build_loader_checked, build_model_checked, seed_everything
 from slowfast.engine.meters import ViewRecords, aggregate_views, classification_metrics
+from slowfast.errors import UserError
+from slowfast.models.clip import CLIPWeightsError, read_state_dict
 from slowfast.utils import checkpoint as cu
 from slowfast.utils import distributed as du
 from slowfast.utils import logging as lu
-from slowfast.utils.atomic import atomic_savefig, atomic_write_text
+from slowfast.utils.atomic import atomic_savefig, atomic_torch_save, atomic_write_text
 
 __all__ = ["evaluate", "test", "select_test_weights", "load_test_weights", "save_confusion_png"]
 
@@ -36,8 +41,6 @@ def evaluate(cfg, model: nn.Module, loader, split: str = "test", desc: Optional[
     "unreadable": [(video_index, path, reason)]} identical on all processes."""
     model.eval()
     device = next(model.parameters()).device
-    from slowfast.engine.trainer import amp_settings
-
     autocast_on, amp_dtype, _ = amp_settings(cfg.TRAIN.MIXED_PRECISION, device)
     records = ViewRecords()
     bar = lu.progress_bar(loader, total=len(loader), desc=desc or split, enabled=du.is_master())
@@ -68,12 +71,12 @@ def evaluate(cfg, model: nn.Module, loader, split: str = "test", desc: Optional[
 
 
 def select_test_weights(cfg) -> tuple[Optional[str], str]:
-    """(file, how) of the weights to test, in the original's order (§5.1 step 3):
+    """(file, how) of the weights to test, in the original code's order:
     TEST.CUSTOM_LOAD_FILE (when TEST.CUSTOM_LOAD), TEST.CHECKPOINT_FILE_PATH, the newest checkpoint in
     OUTPUT_DIR/checkpoints, TRAIN.CHECKPOINT_FILE_PATH; (None, "initial") when there is none."""
     if cfg.TEST.CUSTOM_LOAD:
         if not cfg.TEST.CUSTOM_LOAD_FILE:
-            raise du.UserError("TEST.CUSTOM_LOAD True needs TEST.CUSTOM_LOAD_FILE (a trained or averaged checkpoint)")
+            raise UserError("TEST.CUSTOM_LOAD True needs TEST.CUSTOM_LOAD_FILE (a trained or averaged checkpoint)")
         if not os.path.isfile(cfg.TEST.CUSTOM_LOAD_FILE):
             raise cu.CheckpointError(f"TEST.CUSTOM_LOAD_FILE not found: {cfg.TEST.CUSTOM_LOAD_FILE}")
         return cfg.TEST.CUSTOM_LOAD_FILE, "TEST.CUSTOM_LOAD_FILE"
@@ -98,8 +101,6 @@ def _patch_clip_state(cfg, initial_clip: dict[str, torch.Tensor]) -> dict[str, t
     path = cfg.TEST.CLIP_ORI_PATH
     if not path:
         return initial_clip
-    from slowfast.models.clip import CLIPWeightsError, read_state_dict
-
     try:
         return read_state_dict(path)
     except CLIPWeightsError:
@@ -124,7 +125,7 @@ def load_test_weights(cfg, model: nn.Module, initial_clip: Optional[dict] = None
         raise cu.CheckpointError(f"{path} has no 'model_state' (keys: {', '.join(list(ckpt)[:6])})")
     if cfg.TEST.PATCHING_MODEL:
         clip_state = _patch_clip_state(cfg, initial_clip or {})
-        state = cu.patch_state_dict(state, clip_state, float(cfg.TEST.PATCHING_RATIO))
+        state = patch_state_dict(state, clip_state, float(cfg.TEST.PATCHING_RATIO))
         info["patched"] = True
         logger.info("patched the CLIP weights of %s with ratio %.3f toward %s", path, cfg.TEST.PATCHING_RATIO,
                     cfg.TEST.CLIP_ORI_PATH or "the backbone's initial weights")
@@ -170,68 +171,77 @@ def save_confusion_png(conf, class_names: Optional[list[str]], path: str, title:
     plt.close(fig)
 
 
-def test(cfg, model: Optional[nn.Module] = None) -> dict:
-    """Multi-view test of the configured weights; writes the results under OUTPUT_DIR (rank 0) and returns
-    {"top1_acc", "top5_acc", "mean_class_acc", "num_videos", "num_unreadable", "unreadable", "checkpoint",
-    "views", "results_path", ...} (accuracies in %)."""
-    from slowfast.datasets import build_loader
-    from slowfast.engine.trainer import _build_model, _user_errors, seed_everything
-
-    lu.setup_logging(cfg.OUTPUT_DIR, du.is_master())
-    seed_everything(cfg.RNG_SEED)
-    if model is None:
-        model = _user_errors(_build_model, cfg)
-    initial_clip = None
-    if cfg.TEST.PATCHING_MODEL and not cfg.TEST.CLIP_ORI_PATH:
-        initial_clip = {k: v.detach().cpu().clone() for k, v in model.model.state_dict().items()}
-    info = load_test_weights(cfg, model, initial_clip)
-    loader = _user_errors(build_loader, cfg, "test")
-    views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS
-    t0 = time.perf_counter()
-    out = evaluate(cfg, model, loader, split="test", desc="test")
-    seconds = time.perf_counter() - t0
-    m, res = out["metrics"], out["results"]
-    dataset = getattr(loader, "dataset", None)
-    class_names = list(getattr(dataset, "class_names", None) or []) or None
-    unreadable_paths = [p for _, p, _ in out["unreadable"]]
+def _summary(cfg: CfgNode, out: dict, info: dict, seconds: float) -> dict:
+    """The returned and saved test summary (accuracies in %)."""
+    m = out["metrics"]
     results_name = cfg.TEST.SAVE_RESULTS_PATH or "test_results.pt"
-    results_path = results_name if os.path.isabs(results_name) else os.path.join(cfg.OUTPUT_DIR, results_name)
-    summary = {
+    return {
         "top1_acc": m["top1_acc"],
         "top5_acc": m["top5_acc"],
         "mean_class_acc": m["mean_class_acc"],
         "num_videos": m["num_videos"],
-        "num_unreadable": len(unreadable_paths),
-        "unreadable": unreadable_paths,
+        "num_unreadable": len(out["unreadable"]),
+        "unreadable": [p for _, p, _ in out["unreadable"]],
         "checkpoint": info["file"],
         "checkpoint_source": info["how"],
         "patched": info["patched"],
-        "views": views,
+        "views": cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS,
         "ensemble_method": cfg.DATA.ENSEMBLE_METHOD,
         "seconds": seconds,
-        "results_path": results_path,
+        "results_path": results_name if os.path.isabs(results_name) else os.path.join(cfg.OUTPUT_DIR, results_name),
         "metrics_path": os.path.join(cfg.OUTPUT_DIR, "test_metrics.json"),
     }
+
+
+def _write_test_outputs(cfg: CfgNode, out: dict, summary: dict, dataset: Any) -> None:
+    """Per-video results (.pt), metrics (JSON), the unreadable list and the confusion matrix, atomically."""
+    m, res = out["metrics"], out["results"]
+    class_names = list(getattr(dataset, "class_names", None) or []) or None
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    video_paths = [dataset.video_path(int(v)) for v in res.video_index] if hasattr(dataset, "video_path") else None
+    atomic_torch_save({
+        "video_index": res.video_index, "logits": res.logits, "labels": res.labels, "num_views": res.num_views,
+        "class_names": class_names, "video_paths": video_paths, "unreadable": summary["unreadable"],
+        "confusion": torch.from_numpy(m["confusion"]), "metrics": dict(summary),
+    }, summary["results_path"])
+    atomic_write_text(summary["metrics_path"], json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "unreadable_videos.txt"),
+                      "".join(f"{p}\t{r}\n" for _, p, r in out["unreadable"]))
+    if m["num_videos"]:
+        save_confusion_png(m["confusion"], class_names, os.path.join(cfg.OUTPUT_DIR, "confusion_matrix.png"),
+                           f"top-1 {m['top1_acc']:.2f} % over {m['num_videos']} videos")
+
+
+def _log_test(cfg: CfgNode, summary: dict) -> None:
+    s = summary
+    lu.log_json_stats({"split": "test_final", "top1_acc": s["top1_acc"], "top5_acc": s["top5_acc"],
+                       "mean_class_acc": s["mean_class_acc"], "num_videos": s["num_videos"],
+                       "num_unreadable": s["num_unreadable"], "views": s["views"]})
+    unreadable_file = os.path.join(cfg.OUTPUT_DIR, "unreadable_videos.txt")
+    extra = f"; {s['num_unreadable']} unreadable videos excluded (see {unreadable_file})" if s["num_unreadable"] else ""
+    logger.info("test done: top-1 %.2f %%, top-5 %.2f %%, mean class %.2f %% over %d videos x %d views (%s)%s",
+                s["top1_acc"], s["top5_acc"], s["mean_class_acc"], s["num_videos"], s["views"],
+                s["checkpoint"] or "initial weights", extra)
+
+
+def test(cfg: CfgNode, model: Optional[nn.Module] = None) -> dict:
+    """Multi-view test of the configured weights; writes the results under OUTPUT_DIR (rank 0) and returns
+    {"top1_acc", "top5_acc", "mean_class_acc", "num_videos", "num_unreadable", "unreadable", "checkpoint",
+    "views", "results_path", ...} (accuracies in %)."""
+    lu.setup_logging(cfg.OUTPUT_DIR, du.is_master())
+    seed_everything(cfg.RNG_SEED)
+    if model is None:
+        model = build_model_checked(cfg)
+    initial_clip = None
+    if cfg.TEST.PATCHING_MODEL and not cfg.TEST.CLIP_ORI_PATH:
+        initial_clip = {k: v.detach().cpu().clone() for k, v in model.model.state_dict().items()}
+    info = load_test_weights(cfg, model, initial_clip)
+    loader = build_loader_checked(cfg, "test")
+    t0 = time.perf_counter()
+    out = evaluate(cfg, model, loader, split="test", desc="test")
+    summary = _summary(cfg, out, info, time.perf_counter() - t0)
     if du.is_master():
-        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-        video_paths = [dataset.video_path(int(v)) for v in res.video_index] if hasattr(dataset, "video_path") else None
-        cu.atomic_torch_save({
-            "video_index": res.video_index, "logits": res.logits, "labels": res.labels, "num_views": res.num_views,
-            "class_names": class_names, "video_paths": video_paths, "unreadable": unreadable_paths,
-            "confusion": torch.from_numpy(m["confusion"]), "metrics": {k: v for k, v in summary.items()},
-        }, results_path)
-        atomic_write_text(summary["metrics_path"], json.dumps(summary, indent=2) + "\n")
-        atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "unreadable_videos.txt"),
-                    "".join(f"{p}\t{r}\n" for _, p, r in out["unreadable"]))
-        if m["num_videos"]:
-            save_confusion_png(m["confusion"], class_names, os.path.join(cfg.OUTPUT_DIR, "confusion_matrix.png"),
-                               f"top-1 {m['top1_acc']:.2f} % over {m['num_videos']} videos")
-        lu.log_json_stats({"split": "test_final", "top1_acc": m["top1_acc"], "top5_acc": m["top5_acc"],
-                           "mean_class_acc": m["mean_class_acc"], "num_videos": m["num_videos"],
-                           "num_unreadable": len(unreadable_paths), "views": views})
-        extra = f"; {len(unreadable_paths)} unreadable videos excluded (see {os.path.join(cfg.OUTPUT_DIR, 'unreadable_videos.txt')})" if unreadable_paths else ""
-        logger.info("test done: top-1 %.2f %%, top-5 %.2f %%, mean class %.2f %% over %d videos x %d views (%s)%s",
-                    m["top1_acc"], m["top5_acc"], m["mean_class_acc"], m["num_videos"], views,
-                    info["file"] or "initial weights", extra)
+        _write_test_outputs(cfg, out, summary, getattr(loader, "dataset", None))
+        _log_test(cfg, summary)
     du.barrier()
     return summary

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from collections.abc import Callable
 
 from slowfast.datasets.csv_dataset import read_class_names, read_video_csv
+from slowfast.engine.evaluator import test
+from slowfast.errors import UserError
 from slowfast.utils.atomic import atomic_write_text
-from slowfast.utils.distributed import UserError
+from slowfast.utils.distributed import launch_job
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ BENCHMARKS = {
 }
 
 
-class ProtocolError(UserError):
+class ProtocolError(UserError, RuntimeError):
     """A split that cannot be evaluated as asked; the message names the file."""
 
 
@@ -133,9 +135,6 @@ def run_protocol(cfg, benchmark: str, data_root: str, output_dir: str, init_meth
                  text_aug_file: str = "") -> dict:
     """Test `cfg`'s checkpoint on every split of `benchmark`; write `zero_shot_<benchmark>.{json,md}` under
     `output_dir` and return the summary."""
-    from slowfast.engine import test
-    from slowfast.utils.distributed import launch_job
-
     splits = check_splits(benchmark, data_root)  # all splits checked before the first one runs
     os.makedirs(output_dir, exist_ok=True)
     per_split: dict[str, dict] = {}
@@ -150,5 +149,5 @@ def run_protocol(cfg, benchmark: str, data_root: str, output_dir: str, init_meth
     summary["checkpoint"] = cfg.TEST.CUSTOM_LOAD_FILE or cfg.TEST.CHECKPOINT_FILE_PATH or None
     atomic_write_text(os.path.join(output_dir, f"zero_shot_{benchmark}.json"), json.dumps(summary, indent=2) + "\n")
     atomic_write_text(os.path.join(output_dir, f"zero_shot_{benchmark}.md"),
-                  f"# Zero-shot {benchmark} ({summary['views']} views)\n\n{markdown_table(summary)}\n")
+                      f"# Zero-shot {benchmark} ({summary['views']} views)\n\n{markdown_table(summary)}\n")
     return summary

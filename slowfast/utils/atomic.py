@@ -1,8 +1,9 @@
 """Atomic file output: readers (and a rerun after a kill) see the old file or the whole new one, never a part.
 
 Everything the project writes that a later step reads (checkpoints, averaged weights, feature files, CSV
-lists, YAML, reports) goes through `atomic_output`: a temporary file `.<name>.<random>.tmp` in the target's
-folder, flushed to disk, given the usual permissions, then renamed over the target.
+lists, YAML, reports, videos) goes through `atomic_output` (a file object) or `atomic_path` (a path, for
+writers that open the file themselves, such as PyAV and PIL): a temporary file `.<name>.<random>.tmp` in
+the target's folder, flushed to disk, given the usual permissions, then renamed over the target.
 """
 
 from __future__ import annotations
@@ -19,24 +20,49 @@ def temp_prefix(path: str) -> str:
     return f".{os.path.basename(path)}."
 
 
+def is_temp_of(name: str, path: str) -> bool:
+    """Whether the file name `name` is one of `path`'s temporary files (`.<basename>.<random>.tmp`)."""
+    prefix = temp_prefix(path)
+    middle = name[len(prefix):-len(".tmp")]
+    return name.startswith(prefix) and name.endswith(".tmp") and bool(middle) and "." not in middle
+
+
+def _publish(tmp: str, path: str) -> None:
+    """Give `tmp` the permissions of a normally created file (mkstemp makes 0600 files), then rename it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 @contextmanager
-def atomic_output(path: str, mode: str = "w") -> Iterator[IO[Any]]:
-    """Open a temporary file for writing (`mode` "w" or "wb"); on success it replaces `path`."""
+def atomic_path(path: str) -> Iterator[str]:
+    """Yield a temporary path in `path`'s folder for a writer that opens files itself; on success the
+    file written there replaces `path`, on an exception it is removed.
+
+    The temporary name ends in `.tmp`, so a writer that picks the format from the extension (PyAV, PIL)
+    must be given the format explicitly.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=temp_prefix(path), suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as f:
-            yield f
-            f.flush()
+        yield tmp
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
+        _publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextmanager
+def atomic_output(path: str, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file for writing (`mode` "w" or "wb"); on success it replaces `path`."""
+    with atomic_path(path) as tmp, open(tmp, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as f:
+        yield f
+        f.flush()
 
 
 def atomic_write_text(path: str, text: str) -> None:

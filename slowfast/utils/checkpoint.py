@@ -1,7 +1,8 @@
 """Checkpoint files: atomic writes by rank 0, newest complete one for auto-resume, safe loading.
 
 File: `OUTPUT_DIR/checkpoints/checkpoint_epoch_{epoch+1:05d}.pyth`, a dict
-`{"epoch": int (0-based), "model_state", "optimizer_state", "scaler_state", "cfg": yaml str}` (§4.8).
+`{"epoch": int (0-based), "model_state", "optimizer_state", "scaler_state", "cfg": yaml str}`, the
+layout of the original code's checkpoints.
 Written to a temporary file in the same folder and renamed, so a run killed while saving leaves either
 the old set of files or the new complete one, never a truncated `.pyth`. Loading uses
 `torch.load(weights_only=True)`.
@@ -18,13 +19,13 @@ from collections.abc import Mapping
 import torch
 import torch.nn as nn
 
+from slowfast.errors import UserError
 from slowfast.utils import distributed as du
-from slowfast.utils.atomic import atomic_torch_save  # noqa: F401  (re-exported: engine code saves through it)
+from slowfast.utils.atomic import atomic_torch_save
 
 __all__ = [
     "CheckpointError", "checkpoint_dir", "checkpoint_path", "list_checkpoints", "last_checkpoint",
-    "has_checkpoint", "save_checkpoint", "read_checkpoint", "load_checkpoint", "load_model_state",
-    "unwrap", "atomic_torch_save", "patch_state_dict",
+    "save_checkpoint", "read_checkpoint", "load_checkpoint", "load_model_state", "unwrap",
 ]
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 _NAME = re.compile(r"^checkpoint_epoch_(\d+)\.pyth$")
 
 
-class CheckpointError(du.UserError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be read or does not fit the model; the message names the file."""
 
 
@@ -57,10 +58,6 @@ def list_checkpoints(output_dir: str) -> list[str]:
         return []
     found = [(int(m.group(1)), name) for name in os.listdir(d) if (m := _NAME.match(name))]
     return [os.path.join(d, name) for _, name in sorted(found)]
-
-
-def has_checkpoint(output_dir: str) -> bool:
-    return bool(list_checkpoints(output_dir))
 
 
 def read_checkpoint(path: str, map_location: Any = "cpu") -> dict:
@@ -165,25 +162,3 @@ def load_checkpoint(
     if scaler is not None and ckpt.get("scaler_state"):
         scaler.load_state_dict(ckpt["scaler_state"])
     return int(ckpt.get("epoch", -1))
-
-
-def patch_state_dict(
-    model_state: Mapping[str, torch.Tensor], clip_state: Mapping[str, torch.Tensor], ratio: float
-) -> dict[str, torch.Tensor]:
-    """Weight-space patching (§5.2): `model.<k>` <- ratio * clip[k] + (1 - ratio) * model_state[`model.<k>`].
-
-    Uses `slowfast.utils.weight_averaging.patch_state_dict` when that module provides it (one
-    implementation for the averaging tool and the tester); this fallback has the same contract.
-    """
-    try:
-        from slowfast.utils.weight_averaging import patch_state_dict as shared
-    except ImportError:
-        shared = None
-    if shared is not None:
-        return shared(model_state, clip_state, ratio)
-    out = dict(model_state)
-    for k, v in clip_state.items():
-        key = "model." + k
-        if key in out and out[key].is_floating_point() and out[key].shape == v.shape:
-            out[key] = ratio * v.to(out[key].dtype) + (1.0 - ratio) * out[key]
-    return out

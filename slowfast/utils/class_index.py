@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 
+from slowfast.errors import UserError
 
-class ClassIndexError(ValueError):
+
+class ClassIndexError(UserError, ValueError):
     """A missing or malformed class-index file; the message names the file."""
 
 

@@ -21,35 +21,13 @@ from collections.abc import Callable
 import torch
 import torch.distributed as dist
 
+from slowfast.errors import UserError
+from slowfast.utils.atomic import atomic_write_text
+
 __all__ = [
-    "launch_job", "is_dist", "get_world_size", "get_rank", "get_local_rank", "is_master", "barrier",
-    "all_reduce", "all_gather_object", "UserError", "user_error_types", "procs_per_machine", "torchrun_env",
+    "launch_job", "is_dist", "get_world_size", "get_rank", "is_master", "barrier",
+    "all_reduce", "all_gather_object", "procs_per_machine", "torchrun_env",
 ]
-
-
-class UserError(RuntimeError):
-    """A problem the user fixes (bad config, missing file): the tools print its message on one line."""
-
-
-def user_error_types() -> tuple[type, ...]:
-    """Exception types whose message is enough for the user (no traceback): config, weights, data, files."""
-    import importlib
-
-    types: list[type] = [UserError, FileNotFoundError]
-    for module, names in (
-        ("slowfast.config", ("ConfigError",)),
-        ("slowfast.models.clip", ("CLIPWeightsError",)),
-        ("slowfast.text.features", ("TextFeatureError",)),
-        ("slowfast.datasets", ("DatasetFileError", "VideoDecodeError")),
-        ("slowfast.models", ("TemporalOpError",)),
-        ("slowfast.utils.class_index", ("ClassIndexError",)),
-    ):
-        try:
-            mod = importlib.import_module(module)
-        except Exception:  # an optional part that is missing or broken is reported when it is used
-            continue
-        types.extend(getattr(mod, n) for n in names if isinstance(getattr(mod, n, None), type))
-    return tuple(types)
 
 
 def is_dist() -> bool:
@@ -62,13 +40,6 @@ def get_world_size() -> int:
 
 def get_rank() -> int:
     return dist.get_rank() if is_dist() else 0
-
-
-_LOCAL_RANK = 0
-
-
-def get_local_rank() -> int:
-    return _LOCAL_RANK
 
 
 def is_master() -> bool:
@@ -118,8 +89,6 @@ def _backend(cfg) -> str:
 
 
 def _set_local_device(cfg, local_rank: int) -> None:
-    global _LOCAL_RANK
-    _LOCAL_RANK = local_rank
     if cfg.NUM_GPUS > 0 and torch.cuda.is_available():
         torch.cuda.set_device(local_rank)
 
@@ -139,21 +108,15 @@ def _worker(local_rank: int, func: Callable, cfg, init_method: str, nprocs: int,
     try:
         dist.init_process_group(backend=_backend(cfg), init_method=init_method, world_size=world, rank=rank)
         func(cfg)
-    except user_error_types() as e:
+    except UserError as e:
         # Report once, without a traceback: the parent reads the file and raises a UserError with it.
+        # Any other exception is a bug: the child prints its traceback and the parent says a process failed.
         if local_rank == 0 or not os.path.exists(error_file):
-            _write_error(error_file, str(e))
+            atomic_write_text(error_file, str(e))
         raise
     finally:
         if is_dist():
             dist.destroy_process_group()
-
-
-def _write_error(path: str, msg: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(msg)
-    os.replace(tmp, path)
 
 
 def launch_job(cfg, init_method: str, func: Callable, daemon: bool = False) -> None:

@@ -13,14 +13,10 @@ import sys
 from typing import Any, Optional
 from collections.abc import Iterable
 
-__all__ = ["setup_logging", "get_logger", "log_json_stats", "TensorboardWriter", "progress_bar", "format_seconds"]
+__all__ = ["setup_logging", "log_json_stats", "TensorboardWriter", "progress_bar", "format_seconds"]
 
 _FMT = "[%(asctime)s][%(levelname)s] %(name)s: %(message)s"
 _JSON_FILE: Optional[str] = None
-
-
-def get_logger(name: str) -> logging.Logger:
-    return logging.getLogger(name)
 
 
 def setup_logging(output_dir: Optional[str], is_master: bool = True) -> None:

@@ -45,7 +45,7 @@ def _policy_lr(s: LRSchedule, epoch: float) -> float:
 
 
 def lr_at_epoch(s: LRSchedule, epoch: float) -> float:
-    """Learning rate at fractional epoch `epoch` (§4.7: linear warmup to the policy's value at WARMUP_EPOCHS)."""
+    """Learning rate at fractional epoch `epoch` (linear warmup to the policy's value at WARMUP_EPOCHS; docs/method.md)."""
     if epoch < s.warmup_epochs:
         end = _policy_lr(s, s.warmup_epochs)
         return s.warmup_start_lr + epoch * (end - s.warmup_start_lr) / s.warmup_epochs

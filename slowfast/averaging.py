@@ -2,7 +2,7 @@
 
 After training, STDD averages its epoch checkpoints (the paper: uniform average of epochs 2..22) and
 tests the averaged model zero-shot. The original tool stacked every checkpoint in memory, crashed on
-stray files and dropped adapter weights (spec §7, §10.2 item 12). Here:
+stray files and dropped adapter weights. Here:
 
 * one checkpoint is loaded at a time (memory-mapped) and accumulated in fp32 into one running sum per
   scheme, so peak memory is about (number of schemes + 1) model states whatever the number of
@@ -40,7 +40,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from slowfast.utils.atomic import atomic_torch_save
+from slowfast.errors import UserError
+from slowfast.models.clip import read_state_dict
+from slowfast.utils.atomic import atomic_torch_save, is_temp_of
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ RAW_CLIP_ID = 0
 _CHECKPOINT_NAME = re.compile(r"^(?:(?P<task>.+)_)?checkpoint_epoch_(?P<id>\d+)\.pyth$")
 
 
-class WeightAveragingError(RuntimeError):
+class WeightAveragingError(UserError, RuntimeError):
     """The checkpoints cannot be averaged or patched; the message names the file and key."""
 
 
@@ -251,47 +253,45 @@ def find_checkpoints(source_dir: str, start: Optional[int] = None, end: Optional
     return selected, notes
 
 
+# Parameter names of a stock OpenAI CLIP (open_clip uses the same), per residual block and outside them.
+_CLIP_BLOCK_KEYS = (
+    "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias", "ln_1.weight",
+    "ln_1.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias", "ln_2.weight", "ln_2.bias",
+)
+_CLIP_OTHER_KEYS = (
+    "positional_embedding", "text_projection", "logit_scale", "token_embedding.weight", "ln_final.weight",
+    "ln_final.bias", "visual.class_embedding", "visual.positional_embedding", "visual.proj", "visual.conv1.weight",
+    "visual.ln_pre.weight", "visual.ln_pre.bias", "visual.ln_post.weight", "visual.ln_post.bias",
+)
+
+
+def _block_count(keys: Sequence[str], tower: str) -> int:
+    """Residual blocks of `tower` ("visual.transformer" or "transformer") among CLIP keys (no prefix)."""
+    pattern = re.compile(re.escape(tower) + r"\.resblocks\.(\d+)\.")
+    found = [int(m.group(1)) for k in keys if (m := pattern.match(k))]
+    return max(found) + 1 if found else 0
+
+
 def _stock_clip_keys(model_spec: Mapping[str, TensorSpec], source: str) -> set[str]:
-    """`model.`-prefixed keys of a stock OpenAI CLIP of the architecture inferred from the checkpoint.
+    """`model.`-prefixed keys of a stock OpenAI CLIP with the checkpoint's numbers of blocks.
 
     The keys of the checkpoint's student that are not in this set are the ones STDD added (adapters,
-    message tokens, ...). Key names depend only on the layer counts, so a CLIP with those counts and
-    tiny widths stands in for the real one (no memory, no time).
+    message tokens, ...). Key names depend only on the block counts, which the key names give.
     """
-    from slowfast.models.clip import CLIP, CLIPWeightsError, custom_clip_config, infer_clip_config
-
-    shapes = {k[len(CLIP_PREFIX):]: torch.empty(s, device="meta") for k, (s, _) in model_spec.items() if k.startswith(CLIP_PREFIX)}
-    try:
-        config = infer_clip_config(shapes, source=source)
-    except CLIPWeightsError as e:
-        raise WeightAveragingError(f"--keys clip: cannot infer the CLIP architecture of the 'model.' keys: {e}") from None
-    stand_in = custom_clip_config(
-        embed_dim=4, image_resolution=4, vision_patch=4, vision_width=4, vision_layers=config.vision_layers,
-        vision_heads=1, text_width=4, text_layers=config.transformer_layers, text_heads=1, context_length=2, vocab_size=2,
-    )
-    keys = {CLIP_PREFIX + k for k in CLIP(stand_in).state_dict()}
+    clip = [k[len(CLIP_PREFIX):] for k in model_spec if k.startswith(CLIP_PREFIX)]
+    vision, text = _block_count(clip, "visual.transformer"), _block_count(clip, "transformer")
+    if not vision:
+        raise WeightAveragingError(f"--keys clip: {source} has no 'model.visual.transformer.resblocks.*' keys")
+    keys = {CLIP_PREFIX + k for k in _CLIP_OTHER_KEYS}
+    for tower, n in (("visual.transformer", vision), ("transformer", text)):
+        keys |= {f"{CLIP_PREFIX}{tower}.resblocks.{i}.{k}" for i in range(n) for k in _CLIP_BLOCK_KEYS}
     missing = sorted(k for k in keys if k not in model_spec)
     if missing:
         raise WeightAveragingError(f"{source}: CLIP key {missing[0]!r} is missing ({len(missing)} CLIP keys missing)")
     return keys
 
 
-def plan_averaging(
-    source_dir: str,
-    methods: Sequence[str] = ("swa",),
-    start: Optional[int] = None,
-    end: Optional[int] = None,
-    keys: str = "all",
-    raw_clip: Optional[str] = None,
-    params: SchemeParams = SchemeParams(),
-) -> AveragingPlan:
-    """Open (memory-mapped) and check every selected checkpoint, pick the keys, compute the weights.
-
-    Files with a checkpoint name that cannot be read or hold no `model_state` are skipped with a note;
-    checkpoints whose keys or shapes differ from the first stop the plan (file and key named), as does
-    an `epoch` entry that disagrees with the id in the file name.
-    """
-    methods = list(dict.fromkeys(methods))
+def _check_args(methods: list[str], keys: str, start: Optional[int], end: Optional[int], params: SchemeParams) -> None:
     for m in methods:
         if m not in METHODS:
             raise WeightAveragingError(f"unknown averaging method {m!r}; choose from {', '.join(METHODS)}")
@@ -303,7 +303,11 @@ def plan_averaging(
         raise WeightAveragingError(f"start {start} is after end {end}")
     params.check()
 
-    candidates, notes = find_checkpoints(source_dir, start, end)
+
+def _scan_checkpoints(candidates: list[Source], notes: list[str]
+                      ) -> tuple[list[Source], Optional[dict[str, TensorSpec]], str]:
+    """(readable checkpoints, key layout of the first, its path); unreadable files get a note, and a
+    checkpoint whose layout or epoch entry disagrees stops the plan."""
     checkpoints: list[Source] = []
     reference: Optional[dict[str, TensorSpec]] = None
     ref_path = ""
@@ -324,53 +328,71 @@ def plan_averaging(
         else:
             _check_same_layout(reference, ref_path, spec, src.path)
         checkpoints.append(src)
+    return checkpoints, reference, ref_path
+
+
+def _raw_clip_spec(raw_clip: str, reference: Mapping[str, TensorSpec], ref_path: str) -> dict[str, TensorSpec]:
+    """Key layout of the raw CLIP file as `model.` keys; each must exist in the checkpoints with its shape."""
+    clip_sd = read_state_dict(raw_clip)
+    clip_spec = {CLIP_PREFIX + k: s for k, s in _spec(clip_sd).items()}
+    del clip_sd
+    for k, (shape, _) in clip_spec.items():
+        name = k[len(CLIP_PREFIX):]
+        if k not in reference:
+            raise WeightAveragingError(f"{raw_clip}: CLIP key {name!r} has no {k!r} in {ref_path}")
+        if reference[k][0] != shape:
+            raise WeightAveragingError(
+                f"{raw_clip}: CLIP key {name!r} has shape {list(shape)}, {k!r} in {ref_path} has {list(reference[k][0])}"
+            )
+    return clip_spec
+
+
+def _select_keys(reference: Mapping[str, TensorSpec], keys: str, clip_keys: frozenset[str]) -> list[str]:
+    """The averaged keys: the float CLIP keys (`keys` "clip"), or every float key of the trainable model
+    (`model.*` with the adapters, and `projector_v.*`); never the frozen teacher."""
+    floating = [k for k, (_, dt) in reference.items() if dt.is_floating_point]
+    if keys == "clip":
+        return [k for k in floating if k in clip_keys]
+    return [k for k in floating if not k.startswith(TEACHER_PREFIX)]
+
+
+def plan_averaging(
+    source_dir: str,
+    methods: Sequence[str] = ("swa",),
+    start: Optional[int] = None,
+    end: Optional[int] = None,
+    keys: str = "all",
+    raw_clip: Optional[str] = None,
+    params: SchemeParams = SchemeParams(),
+) -> AveragingPlan:
+    """Open (memory-mapped) and check every selected checkpoint, pick the keys, compute the weights.
+
+    Files with a checkpoint name that cannot be read or hold no `model_state` are skipped with a note;
+    checkpoints whose keys or shapes differ from the first stop the plan (file and key named), as does
+    an `epoch` entry that disagrees with the id in the file name.
+    """
+    methods = list(dict.fromkeys(methods))
+    _check_args(methods, keys, start, end, params)
+    candidates, notes = find_checkpoints(source_dir, start, end)
+    checkpoints, reference, ref_path = _scan_checkpoints(candidates, notes)
     if reference is None:
         rng = f"ids {start if start is not None else 'first'}..{end if end is not None else 'last'}"
         raise WeightAveragingError(f"no readable checkpoint_epoch_NNNNN.pyth files for {rng} in {source_dir}")
-
     sources = list(checkpoints)
-    clip_spec: Optional[dict[str, TensorSpec]] = None
+    # CLIP keys: those of the raw CLIP file when given, else those of a stock CLIP of the checkpoints' size.
+    clip_keys: frozenset[str] = frozenset()
     if raw_clip is not None:
-        from slowfast.models.clip import CLIPWeightsError, read_state_dict
-
-        try:
-            clip_sd = read_state_dict(raw_clip)
-        except CLIPWeightsError as e:
-            raise WeightAveragingError(str(e)) from None
-        clip_spec = {CLIP_PREFIX + k: s for k, s in _spec(clip_sd).items()}
-        del clip_sd
-        for k, (shape, _) in clip_spec.items():
-            if k not in reference:
-                raise WeightAveragingError(f"{raw_clip}: CLIP key {k[len(CLIP_PREFIX):]!r} has no {k!r} in {ref_path}")
-            if reference[k][0] != shape:
-                raise WeightAveragingError(
-                    f"{raw_clip}: CLIP key {k[len(CLIP_PREFIX):]!r} has shape {list(shape)}, {k!r} in {ref_path} has {list(reference[k][0])}"
-                )
+        clip_keys = frozenset(_raw_clip_spec(raw_clip, reference, ref_path))
         sources.insert(0, Source(RAW_CLIP_ID, raw_clip, is_raw_clip=True))
-
-    # CLIP keys: those of the raw CLIP file when given, else those of a stock CLIP of the inferred size.
-    clip_keys: frozenset[str]
-    if clip_spec is not None:
-        clip_keys = frozenset(clip_spec)
     elif keys == "clip":
         clip_keys = frozenset(_stock_clip_keys(reference, ref_path))
-    else:
-        clip_keys = frozenset()
-    floating = [k for k, (_, dt) in reference.items() if dt.is_floating_point]
-    if keys == "clip":
-        averaged = [k for k in floating if k in clip_keys]
-    else:
-        # Every trainable-model key: `model.*` (CLIP + adapters) and `projector_v.*`; not the frozen teacher.
-        averaged = [k for k in floating if not k.startswith(TEACHER_PREFIX)]
-
-    ids = [s.id for s in sources]
     is_ckpt = [not s.is_raw_clip for s in sources]
-    weights = {m: scheme_weights(m, ids, params) for m in methods}
-    ckpt_weights = {m: _renormalised(w, is_ckpt) for m, w in weights.items()}
+    weights = {m: scheme_weights(m, [s.id for s in sources], params) for m in methods}
     return AveragingPlan(
-        sources=sources, methods=methods, weights=weights, checkpoint_weights=ckpt_weights, keys_mode=keys,
-        averaged_keys=averaged, clip_keys=clip_keys, reference=reference, params=params,
-        start=start if start is not None else checkpoints[0].id,
+        sources=sources, methods=methods, weights=weights,
+        checkpoint_weights={m: _renormalised(w, is_ckpt) for m, w in weights.items()}, keys_mode=keys,
+        averaged_keys=_select_keys(reference, keys, clip_keys), clip_keys=clip_keys, reference=reference,
+        params=params, start=start if start is not None else checkpoints[0].id,
         end=end if end is not None else checkpoints[-1].id, notes=notes,
     )
 
@@ -402,8 +424,6 @@ def format_plan(plan: AveragingPlan) -> str:
 
 def _load_source(src: Source) -> dict[str, torch.Tensor]:
     if src.is_raw_clip:
-        from slowfast.models.clip import read_state_dict
-
         return {CLIP_PREFIX + k: v for k, v in read_state_dict(src.path).items()}
     state, _, reason = _read_model_state(src.path)
     if state is None:  # the file changed since planning
@@ -442,17 +462,11 @@ def accumulate(plan: AveragingPlan) -> dict[str, dict[str, torch.Tensor]]:
     return sums
 
 
-def save_atomic(obj: object, path: str) -> None:
-    """`torch.save` through `slowfast.utils.atomic`: a crash leaves no partial `path`."""
-    atomic_torch_save(obj, path)
-
-
 def _remove_stale_temps(path: str, log: Callable[[str], None]) -> None:
-    """Temp files of an earlier, killed write of `path` (named by `save_atomic`)."""
-    directory, base = os.path.split(os.path.abspath(path))
-    pattern = re.compile(r"^\." + re.escape(base) + r"\.[^.]+\.tmp$")
+    """Temp files of an earlier, killed write of `path` (named by `slowfast.utils.atomic`)."""
+    directory = os.path.dirname(os.path.abspath(path))
     for name in os.listdir(directory):
-        if pattern.match(name):
+        if is_temp_of(name, path):
             os.remove(os.path.join(directory, name))
             log(f"removed {os.path.join(directory, name)} (left by an interrupted run)")
 
@@ -498,33 +512,15 @@ def run_averaging(plan: AveragingPlan, output_dir: str, log: Callable[[str], Non
                 state[key] = last[key]
         path = os.path.join(output_dir, plan.output_name(method))
         _remove_stale_temps(path, log)
-        save_atomic({"model_state": state, "meta": _meta(plan, method)}, path)
+        atomic_torch_save({"model_state": state, "meta": _meta(plan, method)}, path)
         log(f"wrote {path}")
         written.append(path)
         del state, acc
     return written
 
 
-def average_checkpoints(
-    source_dir: str,
-    output_dir: str,
-    methods: Sequence[str] = ("swa",),
-    start: Optional[int] = None,
-    end: Optional[int] = None,
-    keys: str = "all",
-    raw_clip: Optional[str] = None,
-    params: SchemeParams = SchemeParams(),
-    log: Callable[[str], None] = logger.info,
-) -> list[str]:
-    """Plan, then average and write: the library form of `weight_average_tool.py`."""
-    plan = plan_averaging(source_dir, methods, start, end, keys, raw_clip, params)
-    for note in plan.notes:
-        log(note)
-    return run_averaging(plan, output_dir, log)
-
-
 # ----------------------------------------------------------------------------------------------------
-# Weight-space patching (§5.2)
+# Weight-space patching (WiSE-FT style, docs/method.md)
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -538,8 +534,8 @@ def patch_state_dict(
 
     ratio 0 is the fine-tuned model, 1 raw CLIP. The blend is computed in fp32 and cast back to the
     model's dtype. Keys the CLIP file lacks (the teacher, `projector_v.*`, adapters) are returned
-    unchanged, as are non-float entries. Used by `weight_average_tool.py --patch` and by the test
-    engine's TEST.PATCHING_MODEL, so both give the same weights.
+    unchanged, as are non-float entries. The one implementation: `weight_average_tool.py --patch` and
+    the test engine's TEST.PATCHING_MODEL both call it, so both give the same weights.
     """
     if not (math.isfinite(ratio) and 0.0 <= ratio <= 1.0):
         raise WeightAveragingError(f"patching ratio must be in [0, 1] (0 = fine-tuned, 1 = raw CLIP), got {ratio}")
@@ -562,15 +558,10 @@ def patch_state_dict(
 
 def patch_checkpoint(checkpoint: str, clip: str, ratio: float, output: str) -> str:
     """Patch one checkpoint file's `model_state` with the CLIP weights in `clip`; written atomically."""
-    from slowfast.models.clip import CLIPWeightsError, read_state_dict
-
     state, _, reason = _read_model_state(checkpoint)
     if state is None:
         raise WeightAveragingError(f"{checkpoint}: not a checkpoint: {reason}")
-    try:
-        clip_state = read_state_dict(clip)
-    except CLIPWeightsError as e:
-        raise WeightAveragingError(str(e)) from None
+    clip_state = read_state_dict(clip)
     try:
         patched = patch_state_dict(state, clip_state, ratio)
     except WeightAveragingError as e:
@@ -580,12 +571,12 @@ def patch_checkpoint(checkpoint: str, clip: str, ratio: float, output: str) -> s
         "method": "patch", "ratio": float(ratio), "source_files": [checkpoint], "raw_clip": clip,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    save_atomic({"model_state": patched, "meta": meta}, output)
+    atomic_torch_save({"model_state": patched, "meta": meta}, output)
     return output
 
 
 __all__ = [
     "METHODS", "KEY_MODES", "WeightAveragingError", "SchemeParams", "Source", "AveragingPlan", "scheme_weights",
     "checkpoint_id", "find_checkpoints", "plan_averaging", "format_plan", "accumulate", "run_averaging",
-    "average_checkpoints", "save_atomic", "patch_state_dict", "patch_checkpoint",
+    "patch_state_dict", "patch_checkpoint",
 ]

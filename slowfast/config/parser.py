@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from yacs.config import CfgNode
 
-from slowfast.config import get_cfg, merge_from_file, merge_from_list, validate_cfg
+from slowfast.config import assert_and_infer_cfg, get_cfg, merge_from_file, merge_from_list
 
 
 def build_parser(description: str = "STDD: zero-shot video action recognition with CLIP.") -> argparse.ArgumentParser:
@@ -45,7 +45,8 @@ def parse_args(argv: Optional[Sequence[str]] = None, description: Optional[str] 
 
 
 def load_config(args: argparse.Namespace, cfg_file: Optional[str] = None) -> CfgNode:
-    """Defaults, then each --cfg file (or only `cfg_file`), then --opts, then launch flags; validated."""
+    """Defaults, then each --cfg file (or only `cfg_file`), then --opts, then launch flags; then
+    `assert_and_infer_cfg`."""
     cfg = get_cfg()
     files = [cfg_file] if cfg_file else list(getattr(args, "cfg_files", []) or [])
     for path in files:
@@ -55,5 +56,5 @@ def load_config(args: argparse.Namespace, cfg_file: Optional[str] = None) -> Cfg
         cfg.SHARD_ID = args.shard_id
     if getattr(args, "num_shards", None) is not None:
         cfg.NUM_SHARDS = args.num_shards
-    validate_cfg(cfg)
+    assert_and_infer_cfg(cfg)
     return cfg
