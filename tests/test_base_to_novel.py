@@ -66,7 +66,7 @@ def test_shipped_splits_match_the_source_lists_line_for_line(name):
 
 
 def test_ssv2_templates_read_without_a_person_doing():
-    from slowfast.text.text_features import load_templates
+    from slowfast.text.templates import load_templates
 
     templates = load_templates(os.path.join(b2n.splits_root(), "ssv2", "templates.yml"), None)
     assert len(templates) == 8

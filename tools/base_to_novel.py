@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace, flips: bool):
-    from slowfast.config import merge_from_list, validate_cfg
-    from slowfast.utils.parser import load_config
+    from slowfast.config import assert_and_infer_cfg, merge_from_list
+    from slowfast.config.parser import load_config
 
     ns = argparse.Namespace(cfg_files=args.cfg_files or [DEFAULT_CFG], opts=[], shard_id=None, num_shards=None)
     cfg = load_config(ns)
@@ -62,14 +62,14 @@ def _config(args: argparse.Namespace, flips: bool):
     if not flips:
         merge_from_list(cfg, ["DATA.RANDOM_FLIP", "False"])  # its classes name directions
     merge_from_list(cfg, args.opts)  # the user's overrides win
-    validate_cfg(cfg)
+    assert_and_infer_cfg(cfg)
     return cfg
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from slowfast.engine import base_to_novel as b2n
-    from slowfast.utils.distributed import user_error_types
+    from slowfast.errors import UserError
 
     if args.checkpoint and not args.test_only:
         raise SystemExit("error: --checkpoint is for --test-only (training runs resume from OUTPUT/seed<N>/)")
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
             youtube_ids=youtube_ids, allow_missing=args.allow_missing, init_method=args.init_method,
             text_aug_file=args.text_aug_file,
         )
-    except user_error_types() as e:
+    except UserError as e:
         raise SystemExit("error: " + " ".join(str(e).split())) from None
     print(f"\nBase-to-novel {args.dataset} ({summary['views']} views)")
     print(b2n.markdown_b2n(summary))
