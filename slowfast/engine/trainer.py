@@ -29,7 +29,7 @@ from slowfast.utils import distributed as du
 from slowfast.utils import logging as lu
 from slowfast.utils.lr_policy import schedule_from_cfg, lr_at_epoch, set_lr
 
-__all__ = ["train", "NonFiniteLossError", "LinearConnectClimb", "seed_everything", "amp_settings"]
+__all__ = ["train", "NonFiniteLossError", "LinearConnectClimb", "seed_everything", "amp_settings", "autocast_dtype"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +46,31 @@ def seed_everything(seed: int, *extra: int) -> None:
     torch.manual_seed(s)
 
 
-def amp_settings(enabled: bool, device: torch.device) -> tuple[bool, torch.dtype, bool]:
-    """(autocast on, autocast dtype, grad scaler on): fp16 + scaler on CUDA, bf16 without scaler elsewhere."""
+MIXED_PRECISION_DTYPES = ("auto", "float16", "bfloat16")
+
+
+def autocast_dtype(choice: str, device_type: str, bf16_supported: bool) -> tuple[torch.dtype, bool]:
+    """(autocast dtype, grad scaler on) for TRAIN.MIXED_PRECISION_DTYPE on a device type.
+
+    fp16 overflows without loss scaling, so float16 on CUDA comes with a grad scaler; bf16 keeps fp32's
+    exponent range and needs none. The CPU autocasts to bf16 only. Pure, so it is tested without a GPU.
+    """
+    if choice not in MIXED_PRECISION_DTYPES:
+        raise du.UserError(f"TRAIN.MIXED_PRECISION_DTYPE must be one of {', '.join(MIXED_PRECISION_DTYPES)}, got {choice!r}")
+    if device_type != "cuda":
+        return torch.bfloat16, False
+    if choice == "bfloat16" or (choice == "auto" and bf16_supported):
+        return torch.bfloat16, False
+    return torch.float16, True
+
+
+def amp_settings(enabled: bool, device: torch.device, dtype: str = "auto") -> tuple[bool, torch.dtype, bool]:
+    """(autocast on, autocast dtype, grad scaler on) for TRAIN.MIXED_PRECISION and MIXED_PRECISION_DTYPE."""
     if not enabled:
         return False, torch.float32, False
-    if device.type == "cuda":
-        return True, torch.float16, True
-    return True, torch.bfloat16, False
+    supported = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    amp_dtype, scaler_on = autocast_dtype(dtype, device.type, supported)
+    return True, amp_dtype, scaler_on
 
 
 class LinearConnectClimb:
@@ -191,7 +209,7 @@ def train_epoch(
     inner.train()
     schedule = schedule_from_cfg(cfg)
     loss_fn = get_loss_func(cfg.MODEL.LOSS_FUNC)
-    autocast_on, amp_dtype, _ = amp_settings(cfg.TRAIN.MIXED_PRECISION, device)
+    autocast_on, amp_dtype, _ = amp_settings(cfg.TRAIN.MIXED_PRECISION, device, cfg.TRAIN.MIXED_PRECISION_DTYPE)
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
     clip_norm = cfg.SOLVER.CLIP_GRAD_L2NORM
     iters = len(loader)
@@ -373,7 +391,7 @@ def train(cfg) -> dict:
     if cfg.LOG_MODEL_INFO:
         for g in optimizer.param_groups:
             logger.info("optimizer group %s: %d tensors, weight decay %g", g.get("name"), len(g["params"]), g["weight_decay"])
-    autocast_on, amp_dtype, scaler_on = amp_settings(cfg.TRAIN.MIXED_PRECISION, device)
+    autocast_on, amp_dtype, scaler_on = amp_settings(cfg.TRAIN.MIXED_PRECISION, device, cfg.TRAIN.MIXED_PRECISION_DTYPE)
     scaler = torch.amp.GradScaler("cuda", enabled=scaler_on)
     start_epoch, last_ckpt = _resume(cfg, model, optimizer, scaler)
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
