@@ -562,4 +562,4 @@ def main(argv: Optional[list[str]] = None) -> int:
             run_part(ctx, name, cap, log)
     print(report.summary())
     print(f"tables and logs in {args.out} ({time.perf_counter() - start:.0f} s)")
-    return 0
+    return 1 if any(p["status"].startswith("failed") for p in report.parts.values()) else 0
