@@ -148,6 +148,7 @@ class Report:
         atomic_write_text(os.path.join(self.out, "summary.md"), self.summary())
 
     def summary(self) -> str:
+        """Each target with its measured figure (or 'not measured'), then each part's status."""
         lines = ["## GPU check summary", "", f"{environment_line(self.device)}", "", f"Command: `{self.command}`", "",
                  "| target | measured | target value | status |", "|---|---|---|---|"]
         for title, key, op, bound in TARGETS:
@@ -161,6 +162,7 @@ class Report:
 
 
 def _fmt(v: Any) -> str:
+    """Three significant digits: the tables compare orders of magnitude and ratios, not noise."""
     if isinstance(v, float):
         return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
     return "-" if v is None else str(v)
@@ -172,6 +174,7 @@ def _sync(device: torch.device) -> None:
 
 
 def _free(device: torch.device) -> None:
+    """Release the previous case's memory, so each peak-memory figure is that case's own."""
     import gc
 
     gc.collect()
@@ -299,6 +302,7 @@ def part_model(ctx: Ctx) -> None:
 
 
 def _model_figures(fig: dict, res: dict) -> None:
+    """The target figures from the rows measured so far (updated after each row: a killed run keeps them)."""
     if ("stcross_attend", False) in res:
         fig["stdd_infer_cps"] = res["stcross_attend", False]["infer_cps"]
         fig["stdd_over_none_train"] = res["stcross_attend", False]["train_ms"] / res[None, False]["train_ms"]
@@ -380,6 +384,7 @@ def part_loader(ctx: Ctx) -> None:
 
 
 def _e2e_cfg(ctx: Ctx, data: str, name: str, on_device: bool, precision: Optional[str]):
+    """The embedded synthetic recipe, shortened to 1 epoch, on the device or the CPU, in one precision."""
     from slowfast.config import get_cfg, merge_from_file, merge_from_list, validate_cfg
 
     cfg = get_cfg()
@@ -537,6 +542,7 @@ def run_part(ctx: Ctx, name: str, cap: float, log) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    """Run the parts in order inside the global budget; exit 1 when a part failed (a timeout is not a failure)."""
     args = parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("--device cuda: CUDA is not available (use --device cpu --tiny for the dry run)", file=sys.stderr)
