@@ -383,6 +383,17 @@ def part_loader(ctx: Ctx) -> None:
             rep.figures["loader_over_train"] = ratio
 
 
+@contextlib.contextmanager
+def _no_tf32() -> Iterator[None]:
+    """Plain fp32 matmuls and convolutions inside the block (the benchmark parts run with TF32 on)."""
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
 def _e2e_cfg(ctx: Ctx, data: str, name: str, on_device: bool, precision: Optional[str]):
     """The embedded synthetic recipe, shortened to 1 epoch, on the device or the CPU, in one precision."""
     from slowfast.config import get_cfg, merge_from_file, merge_from_list, validate_cfg
@@ -419,7 +430,8 @@ def part_e2e(ctx: Ctx) -> None:
     acc: dict[str, float] = {}
     for name, on_device, precision in runs:
         cfg = _e2e_cfg(ctx, data, name, on_device, precision)
-        result = train(cfg)
+        with _no_tf32():  # fp32 on the GPU as on the CPU: TF32 matmuls would widen the gap being checked
+            result = train(cfg)
         ep = result["epochs"][-1]
         acc[name] = ep.get("val_top1_acc", float("nan"))
         dev = torch.device("cuda") if cfg.NUM_GPUS else torch.device("cpu")
