@@ -191,6 +191,7 @@ def _assert_choices(cfg: CfgNode) -> None:
     _choice("MODEL.STCROSS_MLP_INPUT", cfg.MODEL.STCROSS_MLP_INPUT, choices.STCROSS_MLP_INPUTS)
     _choice("DATA.DECODING_BACKEND", cfg.DATA.DECODING_BACKEND, ("pyav",))
     _choice("DATA.ENSEMBLE_METHOD", cfg.DATA.ENSEMBLE_METHOD, choices.ENSEMBLE_METHODS)
+    _choice("TRAIN.MIXED_PRECISION_DTYPE", cfg.TRAIN.MIXED_PRECISION_DTYPE, choices.MIXED_PRECISION_DTYPES)
     _choice("SOLVER.OPTIMIZING_METHOD", cfg.SOLVER.OPTIMIZING_METHOD, ("adamw", "sgd"))
     _choice("SOLVER.LR_POLICY", cfg.SOLVER.LR_POLICY, ("cosine", "constant"))
     _choice("TEST.NUM_SPATIAL_CROPS", cfg.TEST.NUM_SPATIAL_CROPS, (1, 3))

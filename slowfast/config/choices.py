@@ -18,6 +18,8 @@ CUSTOM_ARCH = "custom"
 ARCHS = (*ARCH_TO_OPENAI_NAME, CUSTOM_ARCH)
 LOSSES = ("cross_entropy", "soft_cross_entropy")
 ENSEMBLE_METHODS = ("sum", "max")
+# Autocast dtype of TRAIN.MIXED_PRECISION: auto = bf16 where the device supports it, else fp16 with a scaler.
+MIXED_PRECISION_DTYPES = ("auto", "float16", "bfloat16")
 
 
 def normalize_temporal_type(value: Optional[str]) -> Optional[str]:

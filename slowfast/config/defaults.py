@@ -55,8 +55,12 @@ _C.TRAIN.CHECKPOINT_PERIOD = 10
 _C.TRAIN.AUTO_RESUME = True
 # Checkpoint to initialise from when not resuming ("" = none).
 _C.TRAIN.CHECKPOINT_FILE_PATH = ""
-# Mixed precision: fp16 autocast with a grad scaler on CUDA, bf16 autocast on CPU (off on CPU unless set).
+# Mixed precision: autocast to MIXED_PRECISION_DTYPE in training and testing.
 _C.TRAIN.MIXED_PRECISION = False
+# Autocast dtype of MIXED_PRECISION: "float16" (with a grad scaler on CUDA, as the original code),
+# "bfloat16" (no scaler: bf16 has fp32's exponent range), or "auto" = bfloat16 where the GPU supports it
+# (torch.cuda.is_bf16_supported(): Ampere and newer), else float16; on the CPU always bfloat16.
+_C.TRAIN.MIXED_PRECISION_DTYPE = "auto"
 # Raw CLIP weights (OpenAI format) used by LINEAR_CONNECT_CLIMB; "" = the backbone's own weights.
 _C.TRAIN.CLIP_ORI_PATH = ""
 # Open-VCLIP interpolation regulariser: an extra pass with CLIP keys interpolated toward raw CLIP.

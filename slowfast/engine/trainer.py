@@ -262,7 +262,7 @@ def _setup(cfg: CfgNode) -> tuple[TrainParts, int, Optional[str]]:
         initial_clip = {k: v.detach().clone() for k, v in model.model.state_dict().items()}
     optimizer = construct_optimizer(model, cfg)
     _log_model(cfg, model, optimizer)
-    autocast, amp_dtype, scaler_on = amp_settings(cfg.TRAIN.MIXED_PRECISION, device)
+    autocast, amp_dtype, scaler_on = amp_settings(cfg.TRAIN.MIXED_PRECISION, device, cfg.TRAIN.MIXED_PRECISION_DTYPE)
     scaler = torch.amp.GradScaler("cuda", enabled=scaler_on)
     start_epoch, resumed_from = _resume(cfg, model, optimizer, scaler)
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
