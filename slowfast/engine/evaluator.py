@@ -38,7 +38,7 @@ def evaluate(cfg, model: nn.Module, loader, split: str = "test", desc: Optional[
     device = next(model.parameters()).device
     from slowfast.engine.trainer import amp_settings
 
-    autocast_on, amp_dtype, _ = amp_settings(cfg.TRAIN.MIXED_PRECISION, device)
+    autocast_on, amp_dtype, _ = amp_settings(cfg.TRAIN.MIXED_PRECISION and cfg.TEST.MIXED_PRECISION, device)
     records = ViewRecords()
     bar = lu.progress_bar(loader, total=len(loader), desc=desc or split, enabled=du.is_master())
     for batch in bar:
