@@ -18,7 +18,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-DEFAULT_CFG = os.path.join(ROOT, "configs", "Kinetics", "TemporalCLIP_vitb16_8x16_STAdapter.yaml")
+DEFAULT_CFG = os.path.join(ROOT, "configs", "Kinetics", "STDD_vitb16_8x16_k400.yaml")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +60,9 @@ def main(argv=None) -> int:
             "DATA.PATH_PREFIX", args.video_prefix, "TRAIN.ENABLE", "False",
             "MODEL.KEEP_RAW_MODEL", "False", "MODEL.RAW_MODEL_DISTILLATION", "False",
             "TEST.CUSTOM_LOAD", str(bool(args.checkpoint)), "TEST.CUSTOM_LOAD_FILE", args.checkpoint,
+            # The training config's feature file holds the training classes: text augmentation at test
+            # time needs the benchmark's own file (--text-aug-file).
+            "DATA.TEXT_AUG", "False",
         ])
         merge_from_list(cfg, args.opts)  # the user's overrides win
         from slowfast.config import validate_cfg
