@@ -29,7 +29,7 @@ import json
 import os
 import random
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from slowfast.datasets import class_lists as shipped
 from slowfast.datasets.synthetic import write_text_atomic
