@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from slowfast.config import get_cfg, merge_from_list, validate_cfg
+from slowfast.config import assert_and_infer_cfg, get_cfg, merge_from_list
 from slowfast.models import build_model
 from slowfast.utils import checkpoint as cu
 
@@ -56,7 +56,7 @@ def small_cfg(tmp_path, device: torch.device, **extra):
     opts.update(extra)
     cfg = get_cfg()
     merge_from_list(cfg, [str(x) for kv in opts.items() for x in kv])
-    return validate_cfg(cfg)
+    return assert_and_infer_cfg(cfg)
 
 
 def clips(batch: int = 2, seed: int = 0) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 from slowfast.benchmarks.gpu import PARTS, TARGETS
 from slowfast.config import get_cfg
 from slowfast.engine.common import amp_settings, autocast_dtype
-from slowfast.utils.distributed import UserError
+from slowfast.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUMBER = re.compile(r"^-?\d+(\.\d+)?(e-?\d+)?$")

@@ -5,7 +5,9 @@
         --checkpoint output/.../wa_checkpoints/swa_2_22.pth [--cfg C.yaml] [--opts KEY VALUE ...]
 
 Benchmarks: ucf101 (3 official test lists, 101 classes), hmdb51 (3 official splits, 51 classes), k600
-(3 x 160 novel classes), k400 (closed set). 3 temporal views x 1 centre crop by default (the paper's
+(the 3 ER-ZSAR splits of 160 novel classes), k400 (closed set). The classes are the official lists shipped
+in label_db/: a data root's class-index file must be that list (or is taken from label_db/ when absent);
+--custom-classes tests on other class lists. 3 temporal views x 1 centre crop by default (the paper's
 setting). Per-split outputs land in OUTPUT/<split>/, the table in OUTPUT/zero_shot_<benchmark>.{json,md}.
 """
 
@@ -16,7 +18,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-DEFAULT_CFG = os.path.join(ROOT, "configs", "Kinetics", "TemporalCLIP_vitb16_8x16_STAdapter.yaml")
+DEFAULT_CFG = os.path.join(ROOT, "configs", "Kinetics", "STDD_vitb16_8x16_k400.yaml")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crops", type=int, default=1, choices=[1, 3], help="Spatial crops per view (TEST.NUM_SPATIAL_CROPS).")
     p.add_argument("--text-aug-file", default="",
                    help="Text-feature file for DATA.TEXT_AUG; '{split}' is replaced by the split name (k600_split1 ...).")
+    p.add_argument("--custom-classes", action="store_true",
+                   help="Accept class-index files in the data root that are not the benchmark's official list (e.g. "
+                        "random K600 splits); results are then not comparable with published numbers.")
     p.add_argument("--output-dir", default="", help="Where results go (default output/zero_shot/<benchmark>).")
     p.add_argument("--init_method", default="tcp://localhost:9999", help="torch.distributed init method for NUM_GPUS > 1.")
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="Config overrides KEY VALUE ...; must come last.")
@@ -55,10 +60,14 @@ def main(argv=None) -> int:
             "DATA.PATH_PREFIX", args.video_prefix, "TRAIN.ENABLE", "False",
             "MODEL.KEEP_RAW_MODEL", "False", "MODEL.RAW_MODEL_DISTILLATION", "False",
             "TEST.CUSTOM_LOAD", str(bool(args.checkpoint)), "TEST.CUSTOM_LOAD_FILE", args.checkpoint,
+            # The training config's feature file holds the training classes: text augmentation at test
+            # time needs the benchmark's own file (--text-aug-file).
+            "DATA.TEXT_AUG", "False",
         ])
         merge_from_list(cfg, args.opts)  # the user's overrides win
         assert_and_infer_cfg(cfg)
-        summary = run_protocol(cfg, args.benchmark, args.data_root, output_dir, args.init_method, args.text_aug_file)
+        summary = run_protocol(cfg, args.benchmark, args.data_root, output_dir, args.init_method, args.text_aug_file,
+                               official_classes=not args.custom_classes)
     except UserError as e:
         raise SystemExit("error: " + " ".join(str(e).split())) from None
     print(f"\nZero-shot {args.benchmark} ({summary['views']} views), checkpoint: {summary['checkpoint'] or 'initial weights'}")

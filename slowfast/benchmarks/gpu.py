@@ -396,7 +396,7 @@ def _no_tf32() -> Iterator[None]:
 
 def _e2e_cfg(ctx: Ctx, data: str, name: str, on_device: bool, precision: Optional[str]):
     """The embedded synthetic recipe, shortened to 1 epoch, on the device or the CPU, in one precision."""
-    from slowfast.config import get_cfg, merge_from_file, merge_from_list, validate_cfg
+    from slowfast.config import assert_and_infer_cfg, get_cfg, merge_from_file, merge_from_list
 
     cfg = get_cfg()
     merge_from_file(cfg, os.path.join(ROOT, "configs", "Synthetic", "STDD_custom_8x2.yaml"))
@@ -408,7 +408,7 @@ def _e2e_cfg(ctx: Ctx, data: str, name: str, on_device: bool, precision: Optiona
     if precision:
         opts += ["TRAIN.MIXED_PRECISION", True, "TRAIN.MIXED_PRECISION_DTYPE", precision]
     merge_from_list(cfg, [str(o) for o in opts])
-    return validate_cfg(cfg)
+    return assert_and_infer_cfg(cfg)
 
 
 def part_e2e(ctx: Ctx) -> None:

@@ -106,6 +106,9 @@ _C.TEST.PATCHING_RATIO = 0.5
 _C.TEST.CLIP_ORI_PATH = ""
 # Read test_openset.csv instead of test.csv.
 _C.TEST.OPENSET = False
+# Evaluate (validation and test) under autocast when TRAIN.MIXED_PRECISION is on; False evaluates in fp32,
+# as the original did (its autocast covered only the training step).
+_C.TEST.MIXED_PRECISION = True
 
 # ---------------------------------------------------------------------------------------------------
 # Data
@@ -151,6 +154,9 @@ _C.DATA.RANDOM_FLIP = True
 _C.DATA.ENSEMBLE_METHOD = "sum"
 # Validation like the original: random temporal and spatial sampling with flips (default: deterministic centre).
 _C.DATA.RANDOM_VAL = False
+# Resize like the original: normalise first, then bilinear on the float frames without antialiasing
+# (default False: antialiased bilinear on the uint8 frames, which does not alias when shrinking).
+_C.DATA.ORIGINAL_RESIZE = False
 
 # ---------------------------------------------------------------------------------------------------
 # Data loader

@@ -109,6 +109,7 @@ class VideoCSVDataset(Dataset):
         target_fps: float = 30.0,
         original_sampling: bool = False,
         random_val: bool = False,
+        original_resize: bool = False,
         train_jitter_scales: Sequence[int] = (256, 320),
         train_crop_size: int = 224,
         test_crop_size: int = 256,
@@ -136,6 +137,7 @@ class VideoCSVDataset(Dataset):
         self.target_fps = float(target_fps)
         self.original_sampling = original_sampling
         self.random_val = random_val
+        self.original_resize = original_resize
         self.train_jitter_scales = list(train_jitter_scales)
         self.train_crop_size = train_crop_size
         self.test_crop_size = test_crop_size
@@ -288,10 +290,12 @@ class VideoCSVDataset(Dataset):
         if self.mode == "train" or (self.mode == "val" and self.random_val):
             flip = self.random_flip
             return transforms.train_transform(
-                frames, self.train_jitter_scales, self.train_crop_size, flip, self.mean, self.std, self.rng
+                frames, self.train_jitter_scales, self.train_crop_size, flip, self.mean, self.std, self.rng,
+                self.original_resize,
             )
         if self.mode == "val":
-            return transforms.val_transform(frames, self.train_jitter_scales, self.train_crop_size, self.mean, self.std)
+            return transforms.val_transform(frames, self.train_jitter_scales, self.train_crop_size, self.mean, self.std,
+                                            self.original_resize)
         return transforms.test_transform(
-            frames, self.test_crop_size, spatial_index, self.num_crops, self.mean, self.std
+            frames, self.test_crop_size, spatial_index, self.num_crops, self.mean, self.std, self.original_resize
         )

@@ -97,6 +97,7 @@ def build_dataset(cfg, split: str) -> VideoCSVDataset:
         target_fps=cfg.DATA.TARGET_FPS,
         original_sampling=cfg.DATA.ORIGINAL_SAMPLING,
         random_val=cfg.DATA.RANDOM_VAL,
+        original_resize=cfg.DATA.ORIGINAL_RESIZE,
         train_jitter_scales=cfg.DATA.TRAIN_JITTER_SCALES,
         train_crop_size=cfg.DATA.TRAIN_CROP_SIZE,
         test_crop_size=cfg.DATA.TEST_CROP_SIZE,

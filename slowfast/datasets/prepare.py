@@ -5,15 +5,20 @@ outputs atomically. Paths in the CSVs are relative to the dataset's video folder
 `DATA.PATH_PREFIX` at that folder. The separator is always ",".
 
 * `prepare_kinetics`: annotation CSVs (`label,youtube_id,time_start,time_end,split[,...]`, with header)
-  -> `train.csv`, `val.csv`, `test.csv`, `index2cls.json` (classes sorted alphabetically);
+  -> `train.csv`, `val.csv`, `test.csv`, `index2cls.json` (the classes of `class_index`, or the
+  annotations' classes sorted alphabetically);
 * `prepare_ucf101`: `classInd.txt`, `trainlist0N.txt`, `testlist0N.txt` -> `ucf101_split{N}/` and
   `ucf101-index2cls.json` (CamelCase split into words, "Yo Yo" -> "Yoyo");
 * `prepare_hmdb51`: `<class>_test_split<N>.txt` files (id 1 train, 2 test, 0 unused) -> `hmdb_split{N}/` and
   `hmdb-index2cls.json` (underscores -> spaces, sorted);
-* `prepare_k600_zeroshot`: Kinetics-600 classes not in Kinetics-400 -> three seeded 160-class splits
-  `k600_split{1,2,3}/{test.csv,index2cls.json}`. These are NOT the ER-ZSAR lists used in the papers;
-  pass those lists (`class_lists`) to reproduce the published numbers;
+* `prepare_k600_zeroshot`: the three Kinetics-600 zero-shot test splits (by default the ER-ZSAR lists
+  shipped in `label_db/`, which every published number uses) -> `k600_split{1,2,3}/{test.csv,index2cls.json}`;
+  seeded random splits only when asked (`random_splits`);
 * `prepare_folder`: one folder per class -> seeded train/val/test split.
+
+With `class_index` (a class-index JSON, e.g. a list shipped in `label_db/`, see
+`slowfast.datasets.class_lists`), the official files are checked against it: a class that is missing or
+spelled differently stops the preparation with its name, and the written index file is that list.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ import random
 import re
 from collections.abc import Iterable, Sequence
 
+from slowfast.datasets import class_lists as shipped
 from slowfast.errors import UserError
 from slowfast.utils.atomic import atomic_write_text
+from slowfast.utils.class_index import read_class_names
 
 __all__ = [
     "PrepareError",
@@ -39,6 +46,7 @@ __all__ = [
     "prepare_hmdb51",
     "prepare_k600_zeroshot",
     "prepare_folder",
+    "prepare_ssv2",
 ]
 
 # File name of a clip in the public Kinetics downloads (cvdfoundation / ActivityNet crawler).
@@ -103,6 +111,35 @@ def _kinetics_path(pattern: str, row: dict, split: str) -> str:
     )
 
 
+def _reference_names(class_index: str) -> list[str]:
+    try:
+        return read_class_names(class_index)
+    except ValueError as e:
+        raise PrepareError(str(e).replace(" (DATA.INDEX_LABEL_MAPPING_FILE)", "")) from None
+
+
+def _kinetics_class_index(annotations: dict[str, list[dict]], sources: dict[str, str],
+                          class_index: str | None) -> tuple[list[str], dict[str, int]]:
+    """(class names, {annotation label: index}): `class_index`'s classes, checked against every
+    annotation file, or the annotations' classes sorted alphabetically."""
+    if class_index is None:
+        classes = sorted({r["label"] for rows in annotations.values() for r in rows})
+        return classes, {c: i for i, c in enumerate(classes)}
+    reference = _reference_names(class_index)
+    index: dict[str, int] = {}
+    for split, rows in annotations.items():
+        try:
+            index.update(shipped.match_labels((r["label"] for r in rows), reference, sources[split], class_index,
+                                                  allow_missing=True))
+        except ValueError as e:
+            raise PrepareError(str(e)) from None
+    absent = [name for i, name in enumerate(reference) if i not in set(index.values())]
+    if absent:
+        files = ", ".join(sorted({p for p in sources.values() if p}))
+        raise PrepareError(f"{files}: no videos of {len(absent)} classes of {class_index}: {absent[:8]}")
+    return reference, index
+
+
 def prepare_kinetics(
     out_dir: str,
     train: str | None,
@@ -111,20 +148,22 @@ def prepare_kinetics(
     pattern: str = DEFAULT_KINETICS_PATTERN,
     split_dirs: dict[str, str] | None = None,
     video_root: str | None = None,
+    class_index: str | None = None,
 ) -> dict:
     """Write `out_dir/{train,val,test}.csv` and `index2cls.json` from Kinetics annotation CSVs.
 
     `pattern` names a clip's file relative to the video folder; fields: {split} (the folder of the
     split, see `split_dirs`, default train/val/test), {label}, {label_underscored}, {youtube_id},
     {time_start}, {time_end}. Without `test`, test.csv lists the validation videos (the usual protocol).
-    With `video_root`, clips whose file is missing are left out and counted.
+    With `video_root`, clips whose file is missing are left out and counted. With `class_index`, labels
+    are that file's indices and every annotation label must be one of its classes (the training file
+    must hold them all).
     """
     dirs = {"train": "train", "val": "val", "test": "test"}
     dirs.update(split_dirs or {})
     sources = {"train": train, "val": val, "test": test or val}
     annotations = {s: read_kinetics_annotations(p) for s, p in sources.items() if p}
-    classes = sorted({r["label"] for rows in annotations.values() for r in rows})
-    index = {c: i for i, c in enumerate(classes)}
+    classes, index = _kinetics_class_index(annotations, sources, class_index)
     os.makedirs(out_dir, exist_ok=True)
     summary: dict = {"classes": len(classes), "missing": {}}
     for split, rows in annotations.items():
@@ -149,10 +188,23 @@ def ucf_class_name(folder: str) -> str:
     return "Yoyo" if name == "Yo Yo" else name
 
 
-def prepare_ucf101(annotation_dir: str, out_dir: str, splits: Sequence[int] = (1, 2, 3)) -> dict:
+def _check_against(names: list[str], class_index: str | None, src: str) -> list[str]:
+    """`class_index`'s names (its spelling) when `names` are its classes in its order, else PrepareError."""
+    if class_index is None:
+        return names
+    reference = _reference_names(class_index)
+    problem = shipped.class_list_differences(names, reference, src, class_index)
+    if problem:
+        raise PrepareError(problem)
+    return reference
+
+
+def prepare_ucf101(annotation_dir: str, out_dir: str, splits: Sequence[int] = (1, 2, 3),
+                   class_index: str | None = None) -> dict:
     """`classInd.txt` + `trainlist0N.txt`/`testlist0N.txt` -> `ucf101_split{N}/{train,val,test}.csv`.
 
-    Labels are classInd's index minus 1; val.csv equals test.csv (the official test list).
+    Labels are classInd's index minus 1; val.csv equals test.csv (the official test list). With
+    `class_index`, classInd's classes must be that list's, in its order.
     """
     class_ind = os.path.join(annotation_dir, "classInd.txt")
     folders: list[str] = []
@@ -163,6 +215,7 @@ def prepare_ucf101(annotation_dir: str, out_dir: str, splits: Sequence[int] = (1
         if int(parts[0]) != len(folders) + 1:
             raise PrepareError(f"{class_ind}:{lineno}: class index {parts[0]} out of order (expected {len(folders) + 1})")
         folders.append(parts[1])
+    names = _check_against([ucf_class_name(f) for f in folders], class_index, class_ind)
     label_of = {f: i for i, f in enumerate(folders)}
     lower = {f.lower(): i for i, f in enumerate(folders)}  # the lists write "HandStandPushups" in places
     summary = {"classes": len(folders)}
@@ -188,7 +241,7 @@ def prepare_ucf101(annotation_dir: str, out_dir: str, splits: Sequence[int] = (1
                 rows.append((path, label))
             for name in csv_names:
                 summary[f"split{n}/{name}"] = _write_csv(os.path.join(split_dir, name), rows)
-    _write_index(os.path.join(out_dir, "ucf101-index2cls.json"), [ucf_class_name(f) for f in folders])
+    _write_index(os.path.join(out_dir, "ucf101-index2cls.json"), names)
     return summary
 
 
@@ -196,10 +249,12 @@ def prepare_ucf101(annotation_dir: str, out_dir: str, splits: Sequence[int] = (1
 _HMDB_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<n>\d)\.txt$")
 
 
-def prepare_hmdb51(split_dir: str, out_dir: str, splits: Sequence[int] = (1, 2, 3)) -> dict:
+def prepare_hmdb51(split_dir: str, out_dir: str, splits: Sequence[int] = (1, 2, 3),
+                   class_index: str | None = None) -> dict:
     """`<class>_test_split<N>.txt` files -> `hmdb_split{N}/{train,val,test}.csv` + `hmdb-index2cls.json`.
 
-    Id 1 is train, 2 is test (val.csv = test.csv), 0 is unused. Paths are `<class>/<video>.avi`.
+    Id 1 is train, 2 is test (val.csv = test.csv), 0 is unused. Paths are `<class>/<video>.avi`. With
+    `class_index`, the split files' classes must be that list's.
     """
     files: dict[tuple[str, int], str] = {}
     for path in sorted(glob.glob(os.path.join(split_dir, "*_test_split*.txt"))):
@@ -209,7 +264,7 @@ def prepare_hmdb51(split_dir: str, out_dir: str, splits: Sequence[int] = (1, 2, 
     folders = sorted({c for c, _ in files}, key=lambda c: c.replace("_", " "))
     if not folders:
         raise PrepareError(f"no HMDB51 split files (<class>_test_split<N>.txt) in {split_dir}")
-    names = [c.replace("_", " ") for c in folders]
+    names = _check_against([c.replace("_", " ") for c in folders], class_index, f"the split files in {split_dir}")
     summary = {"classes": len(folders)}
     for n in splits:
         rows = {"train": [], "test": []}
@@ -253,9 +308,28 @@ def _read_class_lists(path: str) -> list[list[str]]:
     return data
 
 
+def _k600_split_lists(labels: set[str], k400_classes: str | None, class_lists: str | None, random_splits: bool,
+                      seed: int, num_classes: int, num_splits: int, src: str) -> list[tuple[list[str], str]]:
+    """[(class names, where they come from)] of each split: the shipped ER-ZSAR lists, `class_lists`, or
+    (only with `random_splits`) seeded draws from the classes that are not Kinetics-400 classes."""
+    if random_splits and class_lists:
+        raise PrepareError("give either class lists or random splits, not both")
+    if random_splits:
+        k400_src = k400_classes or shipped.shipped_path("k400")
+        k400 = {shipped.normalize_class_name(c) for c in _class_set(k400_src)}
+        novel = sorted(c for c in labels if shipped.normalize_class_name(c) not in k400)
+        if len(novel) < num_classes:
+            raise PrepareError(f"{src}: only {len(novel)} classes are not in {k400_src}; need {num_classes}")
+        return [(random.Random(seed + s).sample(novel, num_classes), f"random split {s} (seed {seed + s})")
+                for s in range(1, num_splits + 1)]
+    if class_lists:
+        return [(names, f"{class_lists} list {s}") for s, names in enumerate(_read_class_lists(class_lists), 1)]
+    return [(shipped.shipped_classes(f"k600_split{s}"), shipped.shipped_path(f"k600_split{s}")) for s in (1, 2, 3)]
+
+
 def prepare_k600_zeroshot(
     k600_annotations: str,
-    k400_classes: str,
+    k400_classes: str | None,
     out_dir: str,
     seed: int = 0,
     num_classes: int = 160,
@@ -264,32 +338,31 @@ def prepare_k600_zeroshot(
     pattern: str = DEFAULT_KINETICS_PATTERN,
     split_dir: str = "val",
     video_root: str | None = None,
+    random_splits: bool = False,
 ) -> dict:
-    """Kinetics-600 classes absent from Kinetics-400 -> `k600_split{s}/{test.csv,index2cls.json}`.
+    """Kinetics-600 zero-shot test splits -> `k600_split{s}/{test.csv,index2cls.json}`.
 
-    Split s holds `num_classes` novel classes drawn with `random.Random(seed + s)` (or the s-th list of
-    `class_lists`, a JSON list of lists of class names), labelled in alphabetical order. The random
-    splits are NOT the ER-ZSAR lists of the published results.
+    By default the splits are the three ER-ZSAR lists shipped in `label_db/` (160 classes each, the ones
+    every published number uses); `class_lists` (a JSON list of lists of class names) replaces them, and
+    `random_splits` draws `num_classes` classes absent from `k400_classes` (default: the shipped K400
+    list) with `random.Random(seed + s)` instead, which is not comparable with published numbers. Every
+    class of a split must have videos in `k600_annotations` (names compared ignoring case and '_');
+    labels follow the alphabetical order of the split's classes.
     """
     rows = read_kinetics_annotations(k600_annotations)
-    k400 = {c.strip().lower() for c in _class_set(k400_classes)}
-    novel = sorted({r["label"] for r in rows if r["label"].strip().lower() not in k400})
-    if class_lists:
-        lists = _read_class_lists(class_lists)
-        for s, names in enumerate(lists, 1):
-            unknown = sorted(set(names) - {r["label"] for r in rows})
-            if unknown:
-                raise PrepareError(f"{class_lists}: split {s} names classes absent from {k600_annotations}: {unknown[:5]}")
-    else:
-        if len(novel) < num_classes:
-            raise PrepareError(
-                f"{k600_annotations}: only {len(novel)} classes are not in {k400_classes}; need {num_classes}"
-            )
-        lists = [random.Random(seed + s).sample(novel, num_classes) for s in range(1, num_splits + 1)]
-    summary = {"novel_classes": len(novel)}
-    for s, names in enumerate(lists, 1):
+    labels = {r["label"] for r in rows}
+    by_key = {shipped.normalize_class_name(label): label for label in labels}
+    lists = _k600_split_lists(labels, k400_classes, class_lists, random_splits, seed, num_classes, num_splits,
+                              k600_annotations)
+    summary: dict = {"annotated_classes": len(labels)}
+    for s, (names, src) in enumerate(lists, 1):
         names = sorted(names)
-        index = {c: i for i, c in enumerate(names)}
+        absent = [n for n in names if shipped.normalize_class_name(n) not in by_key]
+        if absent:
+            unused = sorted(labels - {by_key.get(shipped.normalize_class_name(n)) for n in names})
+            raise PrepareError(f"{k600_annotations} has no videos of {len(absent)} classes of split {s} ({src}): "
+                               f"{shipped.with_rename_hints(absent, unused)}")
+        index = {by_key[shipped.normalize_class_name(c)]: i for i, c in enumerate(names)}
         out_rows, missing = [], 0
         for r in rows:
             if r["label"] in index:
@@ -301,6 +374,7 @@ def prepare_k600_zeroshot(
         out = os.path.join(out_dir, f"k600_split{s}")
         summary[f"split{s}"] = _write_csv(os.path.join(out, "test.csv"), out_rows)
         summary[f"split{s}_missing"] = missing
+        summary[f"split{s}_classes"] = src
         _write_index(os.path.join(out, "index2cls.json"), names)
     return summary
 

@@ -2,8 +2,10 @@
 
 The same resize/crop/flip is applied to every frame of a clip. Resizing uses torchvision's bilinear
 resize with antialiasing on the uint8 frames (its fast path), then frames are scaled to [0, 1] and
-normalised with the per-channel mean/std (CLIP's values in our configs). The original resized without
-antialiasing after normalising; antialiasing is the better-behaved choice when shrinking (see docs/differences.md).
+normalised with the per-channel mean/std (CLIP's values in our configs). The original code normalised
+first and resized the float frames bilinearly without antialiasing; `original_resize=True`
+(`DATA.ORIGINAL_RESIZE`) does that, for parity. Antialiasing is the better-behaved choice when shrinking:
+without it, detail finer than the new pixel grid aliases.
 
 * train: short side to a random size in [min, max] of `jitter_scales`, random `crop_size` crop,
   horizontal flip with p = 0.5 when `flip`;
@@ -43,8 +45,8 @@ def to_tensor_clip(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.permute(0, 3, 1, 2)
 
 
-def short_side_resize(clip: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize `[T, C, H, W]` so that the short side is `size`; the long side keeps the aspect (floored)."""
+def short_side_resize(clip: torch.Tensor, size: int, antialias: bool = True) -> torch.Tensor:
+    """Resize `[..., H, W]` so that the short side is `size`; the long side keeps the aspect (floored)."""
     h, w = clip.shape[-2:]
     if min(h, w) == size:
         return clip
@@ -52,7 +54,7 @@ def short_side_resize(clip: torch.Tensor, size: int) -> torch.Tensor:
         nh, nw = size, int(w * size / h)
     else:
         nh, nw = int(h * size / w), size
-    return TF.resize(clip, [nh, nw], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return TF.resize(clip, [nh, nw], interpolation=TF.InterpolationMode.BILINEAR, antialias=antialias)
 
 
 def crop(clip: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
@@ -93,6 +95,20 @@ def normalize(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -
     return x.mul_(scale).add_(shift)  # (x / 255 - mean) / std in one pass each
 
 
+def _resized(frames: np.ndarray | torch.Tensor, size: int, mean: Sequence[float], std: Sequence[float],
+             original_resize: bool) -> torch.Tensor:
+    """The clip with its short side at `size`: uint8 `[T, 3, h, w]` resized with antialiasing, or (the
+    original's order) normalised float `[3, T, h, w]` resized without; crops and flips apply to both."""
+    clip = to_tensor_clip(frames)
+    if original_resize:
+        return short_side_resize(normalize(clip, mean, std), size, antialias=False)
+    return short_side_resize(clip, size)
+
+
+def _normalized(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float], original_resize: bool) -> torch.Tensor:
+    return clip.contiguous() if original_resize else normalize(clip, mean, std)
+
+
 def train_transform(
     frames: np.ndarray | torch.Tensor,
     jitter_scales: Sequence[int],
@@ -101,13 +117,13 @@ def train_transform(
     mean: Sequence[float],
     std: Sequence[float],
     rng: random.Random,
+    original_resize: bool = False,
 ) -> torch.Tensor:
-    clip = to_tensor_clip(frames)
-    clip = short_side_resize(clip, rng.randint(int(jitter_scales[0]), int(jitter_scales[1])))
-    clip = random_crop(clip, crop_size, rng)
+    size = rng.randint(int(jitter_scales[0]), int(jitter_scales[1]))
+    clip = random_crop(_resized(frames, size, mean, std, original_resize), crop_size, rng)
     if flip and rng.random() < 0.5:
         clip = clip.flip(-1)
-    return normalize(clip, mean, std)
+    return _normalized(clip, mean, std, original_resize)
 
 
 def val_transform(
@@ -116,9 +132,10 @@ def val_transform(
     crop_size: int,
     mean: Sequence[float],
     std: Sequence[float],
+    original_resize: bool = False,
 ) -> torch.Tensor:
-    clip = short_side_resize(to_tensor_clip(frames), int(jitter_scales[0]))
-    return normalize(uniform_crop(clip, crop_size, 1, 1), mean, std)
+    clip = _resized(frames, int(jitter_scales[0]), mean, std, original_resize)
+    return _normalized(uniform_crop(clip, crop_size, 1, 1), mean, std, original_resize)
 
 
 def test_transform(
@@ -128,6 +145,7 @@ def test_transform(
     num_crops: int,
     mean: Sequence[float],
     std: Sequence[float],
+    original_resize: bool = False,
 ) -> torch.Tensor:
-    clip = short_side_resize(to_tensor_clip(frames), crop_size)
-    return normalize(uniform_crop(clip, crop_size, spatial_index, num_crops), mean, std)
+    clip = _resized(frames, crop_size, mean, std, original_resize)
+    return _normalized(uniform_crop(clip, crop_size, spatial_index, num_crops), mean, std, original_resize)

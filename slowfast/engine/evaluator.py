@@ -41,7 +41,8 @@ def evaluate(cfg, model: nn.Module, loader, split: str = "test", desc: Optional[
     "unreadable": [(video_index, path, reason)]} identical on all processes."""
     model.eval()
     device = next(model.parameters()).device
-    autocast_on, amp_dtype, _ = amp_settings(cfg.TRAIN.MIXED_PRECISION, device, cfg.TRAIN.MIXED_PRECISION_DTYPE)
+    autocast_on, amp_dtype, _ = amp_settings(cfg.TRAIN.MIXED_PRECISION and cfg.TEST.MIXED_PRECISION, device,
+                                             cfg.TRAIN.MIXED_PRECISION_DTYPE)
     records = ViewRecords()
     bar = lu.progress_bar(loader, total=len(loader), desc=desc or split, enabled=du.is_master())
     for batch in bar:

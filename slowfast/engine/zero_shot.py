@@ -9,7 +9,11 @@ The split folders are the ones `tools/prepare_dataset.py` writes:
 | k600 | `k600_split{1,2,3}/test.csv` | `k600_split{n}/index2cls.json` | 160 |
 | k400 | `test.csv` (closed set, one split) | `index2cls.json` | 400 |
 
-Before anything runs, each split is checked: its labels must cover exactly the classes of its index file.
+Before anything runs, each split is checked: its labels must cover exactly the classes of its index file,
+and that file must be the benchmark's official list shipped in `label_db/` (see
+`slowfast.datasets.class_lists`; the shipped list is used when the data root has none). A list of the
+official size with other classes (a random Kinetics-600 split, a renamed class) is refused unless
+`official_classes=False`; a list of another size (a subset protocol) is used with a warning.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import statistics
 from dataclasses import dataclass
 from collections.abc import Callable
 
+from slowfast.datasets import class_lists
 from slowfast.datasets.csv_dataset import read_class_names, read_video_csv
 from slowfast.engine.evaluator import test
 from slowfast.errors import UserError
@@ -36,16 +41,18 @@ class Benchmark:
     split_dirs: tuple[str, ...]
     index_file: Callable[[str, str], str]  # (data_root, split_dir) -> path
     official_classes: int
+    shipped_list: Callable[[str], str]  # split_dir -> name of the official list in label_db/
 
 
 BENCHMARKS = {
     "ucf101": Benchmark("ucf101", ("ucf101_split1", "ucf101_split2", "ucf101_split3"),
-                        lambda root, split: os.path.join(root, "ucf101-index2cls.json"), 101),
+                        lambda root, split: os.path.join(root, "ucf101-index2cls.json"), 101, lambda split: "ucf101"),
     "hmdb51": Benchmark("hmdb51", ("hmdb_split1", "hmdb_split2", "hmdb_split3"),
-                        lambda root, split: os.path.join(root, "hmdb-index2cls.json"), 51),
+                        lambda root, split: os.path.join(root, "hmdb-index2cls.json"), 51, lambda split: "hmdb51"),
     "k600": Benchmark("k600", ("k600_split1", "k600_split2", "k600_split3"),
-                      lambda root, split: os.path.join(root, split, "index2cls.json"), 160),
-    "k400": Benchmark("k400", (".",), lambda root, split: os.path.join(root, "index2cls.json"), 400),
+                      lambda root, split: os.path.join(root, split, "index2cls.json"), 160, lambda split: split),
+    "k400": Benchmark("k400", (".",), lambda root, split: os.path.join(root, "index2cls.json"), 400,
+                      lambda split: "k400"),
 }
 
 
@@ -62,9 +69,27 @@ class Split:
     num_videos: int
 
 
-def check_splits(benchmark: str, data_root: str, separator: str = ",") -> list[Split]:
-    """The benchmark's splits under `data_root`, each checked: test.csv exists and its labels cover exactly
-    the classes of the split's class-index file."""
+def official_index_file(bench: Benchmark, split_dir: str, index_file: str) -> str:
+    """The class-index file to test a split with: `index_file` when it is the official list (or a list of
+    another size, with a warning), the shipped list when `index_file` does not exist; ProtocolError when
+    it has the official number of classes but not the official classes in their order."""
+    shipped = class_lists.shipped_path(bench.shipped_list(split_dir))
+    if not os.path.isfile(index_file):
+        logger.info("%s: no %s; using the official list %s", bench.name, index_file, shipped)
+        return shipped
+    names, official = read_class_names(index_file), read_class_names(shipped)
+    if len(names) == len(official):
+        problem = class_lists.class_list_differences(names, official, index_file, shipped)
+        if problem:
+            raise ProtocolError(f"{problem}. Results on other classes are not comparable with published numbers; "
+                                "to test on them anyway, pass --custom-classes (tools/zero_shot.py)")
+    return index_file
+
+
+def check_splits(benchmark: str, data_root: str, separator: str = ",", official_classes: bool = True) -> list[Split]:
+    """The benchmark's splits under `data_root`, each checked: test.csv exists, its labels cover exactly
+    the classes of the split's class-index file and (when `official_classes`) that file is the official
+    list (see `official_index_file`)."""
     if benchmark not in BENCHMARKS:
         raise ProtocolError(f"unknown benchmark {benchmark!r}; valid: {', '.join(BENCHMARKS)}")
     bench = BENCHMARKS[benchmark]
@@ -73,6 +98,8 @@ def check_splits(benchmark: str, data_root: str, separator: str = ",") -> list[S
         data_dir = os.path.normpath(os.path.join(data_root, split_dir))
         csv_path = os.path.join(data_dir, "test.csv")
         index_file = bench.index_file(data_root, split_dir)
+        if official_classes:
+            index_file = official_index_file(bench, split_dir, index_file)
         if not os.path.isfile(csv_path):
             raise ProtocolError(f"{benchmark}: {csv_path} not found (prepare it with tools/prepare_dataset.py {benchmark})")
         names = read_class_names(index_file)
@@ -132,10 +159,10 @@ def markdown_table(summary: dict) -> str:
 
 
 def run_protocol(cfg, benchmark: str, data_root: str, output_dir: str, init_method: str = "tcp://localhost:9999",
-                 text_aug_file: str = "") -> dict:
+                 text_aug_file: str = "", official_classes: bool = True) -> dict:
     """Test `cfg`'s checkpoint on every split of `benchmark`; write `zero_shot_<benchmark>.{json,md}` under
-    `output_dir` and return the summary."""
-    splits = check_splits(benchmark, data_root)  # all splits checked before the first one runs
+    `output_dir` and return the summary. `official_classes=False` accepts any class lists in the data root."""
+    splits = check_splits(benchmark, data_root, official_classes=official_classes)  # all, before the first runs
     os.makedirs(output_dir, exist_ok=True)
     per_split: dict[str, dict] = {}
     for split in splits:
