@@ -391,6 +391,8 @@ def _existing_classes(output: str) -> Optional[list[str]]:
 
 def _kept_message(output: str, old: Optional[list[str]], new: int, total: int) -> str:
     held = "is not a YAML mapping" if old is None else f"{len(old)} classes"
+    if not new:
+        return f"kept {output} ({held}): no class was answered"
     return (f"kept {output} ({held}): the new result has {new} of {total} classes and does not hold every class "
             f"of the file and more; the answers are saved in {output}.parts/, run again to finish")
 
