@@ -196,7 +196,7 @@ def test_api_key_never_appears_in_output_or_logs_even_when_the_server_echoes_it(
     fake = serve(request, script=lambda s, cls, n, m: Reply(status=401, error=f"Incorrect API key provided: {KEY}"))
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     out = str(llm_env / "askg.yml")
-    code = askg_main(["--classes", classes_file, "--output", out, "--base-url", fake.url,
+    code = askg_main(["--classes", classes_file, "--output", out, "--base-url", fake.url, "--trust-base-url",
                       "--backoff-base", "0.01", "--timeout", "10"])
     captured = capsys.readouterr()
     assert code == 2
@@ -239,7 +239,7 @@ def test_request_timeout_is_retried_then_succeeds(request, classes_file, llm_env
     assert list(read_yaml(out)) == CLASSES[:1]
 
 
-def test_unreachable_server_fails_each_class_after_bounded_retries(classes_file, llm_env, capsys):
+def test_unreachable_server_stops_the_run_after_bounded_retries_of_the_first_class(classes_file, llm_env, capsys):
     import socket
 
     with socket.socket() as s:  # a port that nothing listens on
@@ -247,12 +247,13 @@ def test_unreachable_server_fails_each_class_after_bounded_retries(classes_file,
         port = s.getsockname()[1]
     out = str(llm_env / "askg.yml")
     code = askg_main(["--classes", classes_file, "--output", out, "--base-url", f"http://127.0.0.1:{port}/v1",
-                      "--max-retries", "1", "--limit", "2", *FAST])
+                      "--max-retries", "1", "--limit", "2", "--concurrency", "1", *FAST])
     text = capsys.readouterr().out
-    assert code == 1
-    assert "requests: 4 (2 retries)" in text
-    assert "failed after 2 attempts: APIConnectionError" in text
-    assert read_yaml(out) == {}
+    assert code == 2
+    assert "requests: 2 (1 retries)" in text
+    assert f"cannot connect to 127.0.0.1:{port}" in text and "gave up after 2 attempts" in text
+    assert "not asked (run stopped)" in text
+    assert not os.path.exists(out)
 
 
 def test_out_of_quota_429_stops_the_run_instead_of_retrying(request, classes_file, llm_env, capsys):

@@ -60,6 +60,10 @@ def _add_llm_args(p: argparse.ArgumentParser, temperature: float) -> None:
     g.add_argument("--api-key", default=None,
                    help="API key (else $OPENAI_API_KEY, else OPENAI_API_KEY in --env-file; prefer those: a flag "
                         "is visible to other users in the process list). Local servers need none. Never printed")
+    g.add_argument("--trust-base-url", action="store_true",
+                   help="send the API key to the base URL even when the two come from different places (say the "
+                        "key from the environment, the URL from --base-url or the --env-file); without it such a "
+                        "key is withheld with a warning, so a stray .env cannot collect your key")
     g.add_argument("--env-file", default=".env",
                    help="python-dotenv file read for OPENAI_API_KEY / OPENAI_BASE_URL / OPENAI_MODEL when they are "
                         "not given otherwise (default: .env in the current folder; see .env.example)")
@@ -158,11 +162,15 @@ def features_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _make_client_factory(args: argparse.Namespace) -> Callable:
+def _make_client_factory(args: argparse.Namespace, secrets: list) -> Callable:
+    """A client factory for `run_stage`; the key it resolves is added to `secrets`, which the CLI
+    redacts from everything it prints (the key may come from the environment or .env, not a flag)."""
     from slowfast.text.llm import LLMClient, RetryPolicy, resolve_settings
 
     def make():
-        settings = resolve_settings(args.api_key, args.base_url, args.model, env_file=args.env_file)
+        settings = resolve_settings(args.api_key, args.base_url, args.model, env_file=args.env_file,
+                                    trust_base_url=args.trust_base_url)
+        secrets.append(settings.api_key.reveal())
         retry = RetryPolicy(max_retries=args.max_retries, base_delay=args.backoff_base, max_delay=args.backoff_max)
         return LLMClient(settings, timeout=args.timeout, retry=retry, max_tokens=args.max_tokens)
 
@@ -179,8 +187,9 @@ def _run_llm_stage(args: argparse.Namespace, build_items: Callable[[], list], sp
         try:
             items = build_items()
             report = run_stage(
-                items, spec, args.output, _make_client_factory(args), concurrency=args.concurrency,
+                items, spec, args.output, _make_client_factory(args, secrets), concurrency=args.concurrency,
                 temperature=args.temperature, max_reasks=args.max_reasks, dry_run=args.dry_run, fresh=args.fresh,
+                subset=args.limit is not None,
             )
         except (SchemaError, LLMError, OSError) as e:
             print(f"error: {redact(str(e), secrets)}", file=sys.stderr)

@@ -100,6 +100,11 @@ def build_text_features(
     return emb[index], table, m
 
 
+def _clip_name(clip_weights: str) -> str:
+    """A model name (ViT-B/16) as given, a file by its base name: the record says what the user chose."""
+    return os.path.basename(clip_weights) if os.path.exists(clip_weights) else clip_weights
+
+
 def make_feature_file(
     xprompt_path: str,
     class_names: Sequence[str],
@@ -115,11 +120,11 @@ def make_feature_file(
 ) -> dict:
     """Build and save the feature file; returns a small summary (shape, M, prompt counts, matching report).
 
-    The file's metadata records the templates and where they came from, the prompts of every row, and
-    how the prompt file's entries were matched to the classes.
+    The file's metadata records the templates and where they came from, the prompts of every row, how
+    the prompt file's entries were matched to the classes, and which CLIP made it (`clip_identity`).
     """
     from slowfast.models.clip import load_clip
-    from slowfast.text.feature_file import save_text_features
+    from slowfast.text.feature_file import clip_identity, save_text_features, text_tower_fingerprint
 
     xprompts, matching = match_xprompts(xprompt_path, class_names, mode, by_order=match_by_order)
     model = load_clip(clip_weights).to(device)
@@ -131,6 +136,7 @@ def make_feature_file(
         class_names=list(class_names),
         clip=dataclasses.asdict(model.config),
         clip_weights=os.path.basename(clip_weights),
+        clip_identity=clip_identity(_clip_name(clip_weights), feats.shape[2], text_tower_fingerprint(model)),
         templates=list(templates),
         templates_source=templates_source,
         prompts=table,

@@ -7,22 +7,34 @@ Format (a `torch.save`d dict, loadable with `weights_only=True`)::
      "embed_dim": E, "num_prompts": N,
      "clip": {...},                         # CLIPConfig fields of the text tower's CLIP
      "templates": [str], "prompts": [[str] * N] * K,
-     "format_version": 1}
+     "clip_identity": {"name": str, "embed_dim": E, "text_tower_sha256": str},   # since version 2
+     "format_version": 2}
 
-A bare tensor `[K, N, E]` (the original work's released files) is accepted too, with no metadata.
+`clip_identity` says which CLIP made the features: features from one CLIP are meaningless to another
+of the same width, so the model compares it with its own (`check_feature_file_matches`). A bare tensor
+`[K, N, E]` (the original work's released files) and version-1 files are accepted too, with a warning.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import re
 from typing import Any, Optional
+from collections.abc import Iterable
 
 import torch
 
 from slowfast.errors import UserError
 from slowfast.utils.atomic import atomic_torch_save
 
-FORMAT_VERSION = 1
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 2
+# Parameters of a CLIP that are not its text tower (OpenAI, open_clip and our own key layouts).
+NOT_TEXT_PREFIXES = ("visual.",)
+NOT_TEXT_NAMES = ("logit_scale", "logit_bias")
 
 
 class TextFeatureError(UserError, ValueError):
@@ -88,3 +100,79 @@ def check_text_features(
         diff = next(i for i, (a, b) in enumerate(zip(names, class_names)) if a != b) if len(names) == len(class_names) else -1
         where = f" (first difference at class {diff}: {names[diff]!r} vs {class_names[diff]!r})" if diff >= 0 else ""
         raise TextFeatureError(f"{path} was made for a different class list than the class-index file{where}")
+
+
+# ------------------------------------------------------------------------------------- CLIP identity
+def fingerprint_tensors(tensors: Iterable[torch.Tensor]) -> str:
+    """SHA-256 over the tensors' shapes and fp32 values, independent of their names and order.
+
+    Each tensor is hashed on its own (shape + little-endian fp32 bytes) and the sorted digests are hashed
+    together: the same weights give the same fingerprint whatever module wraps them, in fp16 or fp32
+    (fp16 -> fp32 is exact), on any device.
+    """
+    digests = []
+    for t in tensors:
+        value = t.detach().to("cpu", torch.float32 if t.is_floating_point() else t.dtype).contiguous()
+        h = hashlib.sha256(repr(tuple(value.shape)).encode())
+        array = value.numpy()
+        h.update(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+        digests.append(h.hexdigest())
+    return hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()
+
+
+def text_tower_fingerprint(model: torch.nn.Module) -> str:
+    """Fingerprint of a CLIP's text tower: every parameter except the image tower's and the logit scale.
+
+    Pass a whole CLIP (OpenAI or open_clip layout: `visual.*` is skipped) or the text tower alone.
+    Buffers are left out (attention masks are derived, and persistent in some layouts only). About
+    half a second for ViT-B/16's 63M text parameters on one CPU core.
+    """
+    params = [p for name, p in model.named_parameters()
+              if not name.startswith(NOT_TEXT_PREFIXES) and name not in NOT_TEXT_NAMES]
+    if not params:
+        raise ValueError("the module has no text-tower parameters to fingerprint")
+    return fingerprint_tensors(params)
+
+
+def clip_identity(name: str, embed_dim: int, fingerprint: str) -> dict:
+    """The `clip_identity` record of a feature file."""
+    return {"name": str(name), "embed_dim": int(embed_dim), "text_tower_sha256": str(fingerprint)}
+
+
+def _same_name(a: str, b: str) -> bool:
+    """ViT-B/16, ViT-B-16 and vitb16 are one name."""
+    def norm(s: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", s.lower())
+
+    return norm(a) == norm(b)
+
+
+def check_feature_file_matches(
+    meta: dict, clip_name: str, embed_dim: int, fingerprint: Optional[str], path: str = "text-feature file"
+) -> None:
+    """Refuse features made with another CLIP than the model's (TextFeatureError naming both).
+
+    The weights fingerprint decides when both sides have one (names are only shown: the same weights may
+    go by a file name or a model name). Without the model's fingerprint the names are compared. A file
+    from before `clip_identity` existed (a bare tensor, format version 1) loads with a warning.
+    """
+    record = meta.get("clip_identity")
+    if not isinstance(record, dict):
+        logger.warning("%s does not record the CLIP it was made with (an older or released file); make sure it "
+                       "was built with %s, or rebuild it with utils/text_prompts.py", path, clip_name)
+        return
+    theirs = f"{record.get('name')!r} (embedding size {record.get('embed_dim')}, text tower " \
+             f"{str(record.get('text_tower_sha256'))[:12]})"
+    ours = f"{clip_name!r} (embedding size {embed_dim}, text tower {str(fingerprint)[:12]})"
+    problem = ""
+    if record.get("embed_dim") != embed_dim:
+        problem = "embedding size"
+    elif fingerprint and record.get("text_tower_sha256"):
+        problem = "" if record["text_tower_sha256"] == fingerprint else "text-tower weights"
+    elif not _same_name(str(record.get("name")), clip_name):
+        problem = "CLIP name"
+    if problem:
+        raise TextFeatureError(
+            f"{path} was made with CLIP {theirs} but the model's CLIP is {ours}: different {problem}. Rebuild "
+            "the file with utils/text_prompts.py --clip-weights <the model's CLIP weights>"
+        )

@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Optional
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +28,10 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
 # Local servers (vLLM, Ollama) ignore the key, but the openai client insists on one.
 PLACEHOLDER_KEY = "not-needed"
+# A refused or unresolvable connection is retried only this often, this briefly: a server that is not
+# there now will not be there in a minute either, and every class would wait the same way.
+CONNECT_RETRIES = 2
+CONNECT_MAX_DELAY = 1.0
 
 
 class LLMError(UserError, RuntimeError):
@@ -35,6 +40,10 @@ class LLMError(UserError, RuntimeError):
 
 class LLMFatalError(LLMError):
     """A failure that every further request would repeat (bad key, unknown model or URL): stop the run."""
+
+
+class LLMUnreachableError(LLMFatalError):
+    """The server could not be reached at all (connection refused, unknown host): stop the run."""
 
 
 class Secret:
@@ -99,6 +108,7 @@ def resolve_settings(
     model: Optional[str] = None,
     env_file: Optional[str] = ".env",
     environ: Optional[Mapping[str, str]] = None,
+    trust_base_url: bool = False,
 ) -> LLMSettings:
     """Flag, then environment (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_MODEL`), then `.env`.
 
@@ -106,7 +116,9 @@ def resolve_settings(
     `OPENAI_BASE_URL` is not set anywhere.
 
     The official endpoint without a key is an error that says where to put one; any other base URL
-    (a local vLLM or Ollama) gets a placeholder key, since those servers do not check it.
+    (a local vLLM or Ollama) gets a placeholder key, since those servers do not check it. A key is
+    sent to a base URL other than the official one only when both come from the same place (see
+    `_withhold_key`).
     """
     env = os.environ if environ is None else environ
     dot = read_env_file(env_file)
@@ -121,11 +133,20 @@ def resolve_settings(
         return None, "none"
 
     key, key_source = pick(api_key, "OPENAI_API_KEY")
-    url, _ = pick(base_url, "OPENAI_BASE_URL")
+    url, url_source = pick(base_url, "OPENAI_BASE_URL")
     if not url:  # the name the original scripts (openai < 1.0) read from their .env
-        url, _ = pick(None, "OPENAI_API_BASE")
+        url, url_source = pick(None, "OPENAI_API_BASE")
     name, _ = pick(model, "OPENAI_MODEL")
     url = (url or OPENAI_BASE_URL).rstrip("/")
+    if key and not trust_base_url and _withhold_key(url, url_source, key_source):
+        logger.warning(
+            "%s is not sent to %s (%s): a key goes to a base URL other than %s only when both are given in "
+            "the same place (both flags, both environment variables, or both in %s); requests go without it. "
+            "Pass --trust-base-url to send it anyway",
+            _describe("--api-key", "OPENAI_API_KEY", key_source), url,
+            _describe("--base-url", "the base URL", url_source), OPENAI_BASE_URL, env_file or ".env",
+        )
+        key = None
     if not key:
         if url == OPENAI_BASE_URL:
             raise LLMFatalError(
@@ -134,6 +155,18 @@ def resolve_settings(
             )
         key, key_source = PLACEHOLDER_KEY, "placeholder (local server)"
     return LLMSettings(model=name or DEFAULT_MODEL, base_url=url, api_key=Secret(key), key_source=key_source)
+
+
+def _withhold_key(url: str, url_source: str, key_source: str) -> bool:
+    """Whether a key must not go to `url`: a base URL set in one place (say a `.env` that came with a
+    cloned folder) must not collect a key the user keeps somewhere else (say their shell profile)."""
+    return url != OPENAI_BASE_URL and url_source != key_source
+
+
+def _describe(flag: str, name: str, source: str) -> str:
+    if source == "flag":
+        return flag
+    return f"{name} from the environment" if source == "environment" else f"{name} from {source}"
 
 
 @dataclass(frozen=True)
@@ -196,11 +229,18 @@ def _retry_after_seconds(headers: Any) -> Optional[float]:
 class _Retryable(Exception):
     """A failed request worth another try: `message` is logged; `give_up(attempts)` is the final error."""
 
-    def __init__(self, message: str, give_up: Callable[[int], str], retry_after: Optional[float] = None):
+    def __init__(
+        self,
+        message: str,
+        give_up: Callable[[int], str],
+        retry_after: Optional[float] = None,
+        unreachable: bool = False,
+    ):
         super().__init__(message)
         self.message = message
         self.give_up = give_up
         self.retry_after = retry_after
+        self.unreachable = unreachable  # no connection at all: few, short retries, then stop the run
 
 
 class LLMClient:
@@ -228,7 +268,8 @@ class LLMClient:
     def __repr__(self) -> str:
         return f"LLMClient(model={self.settings.model!r}, base_url={self.settings.base_url!r})"
 
-    def _redact(self, text: str) -> str:
+    def redact(self, text: str) -> str:
+        """`text` without the key (for anything that may echo a server's or model's words)."""
         return redact(text, [self.settings.api_key.reveal()])
 
     def chat(self, messages: list[dict], temperature: float, context: str = "") -> ChatResult:
@@ -261,22 +302,24 @@ class LLMClient:
             )
         except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as e:
             raise LLMFatalError(
-                self._redact(f"{type(e).__name__} (HTTP {e.status_code}) from {self.settings.base_url}"
+                self.redact(f"{type(e).__name__} (HTTP {e.status_code}) from {self.settings.base_url}"
                              f"{where}: {e.message}")
             ) from None
-        except (openai.APITimeoutError, openai.APIConnectionError, openai.APIStatusError) as e:
+        except openai.APITimeoutError as e:
+            raise self._retryable(e, where) from None
+        except openai.APIConnectionError as e:
+            raise self._unreachable(e, where) from None
+        except openai.APIStatusError as e:
             status = getattr(e, "status_code", None)
-            msg = self._redact(f"{type(e).__name__}" + (f" (HTTP {status})" if status else "") + f": {e.message}")
+            msg = self.redact(f"{type(e).__name__}" + (f" (HTTP {status})" if status else "") + f": {e.message}")
             if status == 429 and getattr(e, "code", None) == "insufficient_quota":
                 # OpenAI's "out of credit" is a 429 that no amount of waiting fixes.
                 raise LLMFatalError(f"request{where} refused: {msg}") from None
             if status is not None and status not in (408, 409, 429) and status < 500:
                 raise LLMError(f"request{where} refused: {msg}") from None
-            headers = getattr(getattr(e, "response", None), "headers", None)
-            raise _Retryable(msg, lambda n: f"request{where} failed after {n} attempts: {msg}",
-                             _retry_after_seconds(headers)) from None
+            raise self._retryable(e, where) from None
         except openai.OpenAIError as e:
-            raise LLMError(self._redact(f"request{where} failed: {type(e).__name__}: {e}")) from None
+            raise LLMError(self.redact(f"request{where} failed: {type(e).__name__}: {e}")) from None
         usage = getattr(resp, "usage", None)
         pt = int(getattr(usage, "prompt_tokens", 0) or 0)
         ct = int(getattr(usage, "completion_tokens", 0) or 0)
@@ -288,12 +331,41 @@ class LLMClient:
             raise _Retryable("empty answer", lambda n: f"empty answer{where} after {n} attempts")
         return ChatResult(text=text, prompt_tokens=pt, completion_tokens=ct)
 
+    def _retryable(self, e: Exception, where: str) -> _Retryable:
+        """A timeout, 408/409/429 or 5xx as a `_Retryable` (honouring the server's Retry-After)."""
+        status = getattr(e, "status_code", None)
+        msg = self.redact(f"{type(e).__name__}" + (f" (HTTP {status})" if status else "") + f": {e.message}")
+        headers = getattr(getattr(e, "response", None), "headers", None)
+        return _Retryable(msg, lambda n: f"request{where} failed after {n} attempts: {msg}",
+                          _retry_after_seconds(headers))
+
+    def _unreachable(self, e: Exception, where: str) -> _Retryable:
+        """No connection (refused, unknown host, TLS failure): the message names host and port."""
+        url = urllib.parse.urlsplit(self.settings.base_url)
+        default_port = 443 if url.scheme == "https" else 80
+        target = f"{url.hostname}:{url.port or default_port}"
+        cause = e.__cause__ or e.__context__
+        detail = self.redact(f"{type(cause).__name__}: {cause}" if cause else f"{type(e).__name__}: {e.message}")
+        msg = f"cannot connect to {target} (base URL {self.settings.base_url}){where}: {detail}"
+        return _Retryable(
+            msg, lambda n: f"{msg}; gave up after {n} attempts. Is the server running, and are --base-url, "
+                           "OPENAI_BASE_URL and the .env right?", unreachable=True)
+
     def _backoff_or_raise(self, attempt: int, failure: _Retryable, where: str) -> None:
-        """Wait before retry `attempt + 1`, or raise LLMError when the retries are spent or the run stops."""
-        if attempt >= self.retry.max_retries:
-            raise LLMError(failure.give_up(attempt + 1)) from None
+        """Wait before retry `attempt + 1`, or raise LLMError when the retries are spent or the run stops.
+
+        An unreachable server gets at most CONNECT_RETRIES short retries, then stops the whole run
+        (LLMUnreachableError): with minutes of backoff per class, a typo in the URL would cost hours.
+        """
+        unreachable = failure.unreachable
+        limit = min(self.retry.max_retries, CONNECT_RETRIES) if unreachable else self.retry.max_retries
+        if attempt >= limit:
+            raise (LLMUnreachableError if unreachable else LLMError)(failure.give_up(attempt + 1)) from None
         wait = self.retry.delay(attempt, failure.retry_after)
-        logger.warning("%s%s; retry %d/%d in %.2fs", failure.message, where, attempt + 1, self.retry.max_retries, wait)
+        if unreachable:
+            wait = min(wait, CONNECT_MAX_DELAY)
+        logger.warning("%s%s; retry %d/%d in %.2fs", failure.message, "" if unreachable else where,
+                       attempt + 1, limit, wait)
         self.usage.add(retries=1)
         if self.stop_event.wait(wait):
             raise LLMError(f"run stopped while waiting to retry{where}") from None

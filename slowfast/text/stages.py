@@ -5,7 +5,8 @@ named by the SHA-1 of the class name (atomic: temp file + fsync + rename). A par
 the exact messages that produced it, so a restarted run asks only for classes that have no part or
 whose input changed (for stage 2: a different ASKG entry). The final YAML is rebuilt from the parts at the end of every run, in class-index
 order, with keys exactly the class names; classes that still failed are listed and left out, never
-written as bad entries. `--fresh` deletes the parts folder first.
+written as bad entries, and never over a file holding classes the new result lacks. `--fresh` asks
+every class again, replacing the parts one by one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import threading
 import queue
 from dataclasses import dataclass, field
@@ -83,10 +83,6 @@ class ProgressStore:
             return None
         return record.get("entry")
 
-    def clear(self) -> None:
-        if os.path.isdir(self.folder):
-            shutil.rmtree(self.folder)
-
 
 # --------------------------------------------------------------------------------------------- stages
 @dataclass(frozen=True)
@@ -131,6 +127,7 @@ class StageReport:
     fatal: Optional[str] = None
     written: int = 0
     output: str = ""
+    kept: str = ""  # why the existing output file was left as it is
 
     def summary(self) -> str:
         u = self.usage
@@ -139,7 +136,7 @@ class StageReport:
             f"{self.succeeded} answered, {len(self.failures)} failed)",
             f"requests: {u.requests} ({u.retries} retries); tokens: {u.prompt_tokens} prompt + "
             f"{u.completion_tokens} completion = {u.total_tokens}",
-            f"wrote {self.written} classes to {self.output}" if self.output else "nothing written",
+            f"wrote {self.written} classes to {self.output}" if self.output else (self.kept or "nothing written"),
         ]
         if self.failures:
             lines.append(f"failed classes ({len(self.failures)}; not written, run again to retry them):")
@@ -164,7 +161,7 @@ def ask_one(
         try:
             return spec.validate(parse_yaml_answer(result.text), item)
         except SchemaError as e:
-            error = str(e)
+            error = client.redact(str(e))  # it may quote the answer, and the answer may quote the key
             logger.warning("%s: answer %d rejected: %s", context, attempt + 1, error)
             convo = prompts.reask_messages(messages, result.text, error)
     raise SchemaError(f"no valid answer after {max_reasks + 1} tries; last error: {error}")
@@ -233,17 +230,19 @@ def run_stage(
     dry_run: int = 0,
     fresh: bool = False,
     echo: Callable[[str], None] = print,
+    subset: bool = False,
 ) -> StageReport:
     """Ask for every class of `items` that has no valid stored answer, then write `output`.
 
     `make_client` is called only when something must be asked (a finished run needs no key).
     `dry_run` > 0 prints the messages of that many pending classes and asks nothing.
+    `fresh` asks every class again; the stored answers are replaced one by one as new ones arrive, not
+    deleted first, so a fresh run that fails loses nothing. `subset` (a `--limit` trial) means that even
+    a full answer set is not the whole class list (see `_keep_existing`).
     """
     temperature = spec.default_temperature if temperature is None else temperature
     store = ProgressStore(output)
     report = StageReport(total=len(items))
-    if fresh and not dry_run:
-        store.clear()
     entries, pending = _partition(items, spec, store, fresh)
     report.reused = len(entries)
     if dry_run:
@@ -258,7 +257,7 @@ def run_stage(
         logger.info("%s: %d classes done earlier, asking %d (model %s at %s, concurrency %d)", spec.title,
                     len(entries), len(pending), client.settings.model, client.settings.base_url, concurrency)
         _ask_pending(pending, spec, store, client, temperature, max_reasks, concurrency, entries, report, len(items))
-    _write_output(items, entries, spec, output, report)
+    _write_output(items, entries, spec, output, report, subset)
     return report
 
 
@@ -343,12 +342,18 @@ def _record_failure(item: StageItem, exc: BaseException, report: StageReport, cl
 
 
 def _write_output(
-    items: list[StageItem], entries: dict[int, dict], spec: StageSpec, output: str, report: StageReport
+    items: list[StageItem], entries: dict[int, dict], spec: StageSpec, output: str, report: StageReport,
+    subset: bool = False,
 ) -> None:
-    """Write the answered classes to `output` in class-index order; order the failures the same way."""
+    """Write the answered classes to `output` in class-index order, unless that would lose classes the
+    file already holds (`_keep_existing`); order the failures by class index."""
     ordered = {item.name: entries[item.index] for item in items if item.index in entries}
     order = {item.name: item.index for item in items}
     report.failures = dict(sorted(report.failures.items(), key=lambda kv: order.get(kv[0], 0)))
+    complete = not subset and len(ordered) == len(items)
+    report.kept = _keep_existing(output, ordered, complete, len(items))
+    if report.kept:
+        return
     header = (
         f"# {spec.title} entries for {len(ordered)} of {len(items)} classes, in class-index order; "
         f"keys are the class names. Written by slowfast.text.stages.\n"
@@ -356,6 +361,40 @@ def _write_output(
     atomic_write_text(output, header + dump_yaml(ordered))
     report.written = len(ordered)
     report.output = output
+
+
+def _keep_existing(output: str, new: Mapping[str, dict], complete: bool, total: int) -> str:
+    """Why `output` must stay as it is ("" when it may be replaced).
+
+    A result replaces the file when it answers the whole class list, or when it holds every class of
+    the file and more. So a run that failed (bad key, server down, `--fresh` cut short) or a `--limit`
+    trial never shrinks a finished file; the new answers are in `<output>.parts/` either way.
+    """
+    if not os.path.exists(output):
+        return "" if new else "nothing written: no class was answered"
+    if new and complete:
+        return ""
+    old = _existing_classes(output)
+    if new and old is not None and set(old) < set(new):
+        return ""
+    return _kept_message(output, old, len(new), total)
+
+
+def _existing_classes(output: str) -> Optional[list[str]]:
+    """The class names of an existing output file; None when it is not a YAML mapping we can read."""
+    try:
+        data = load_yaml_file(output)
+    except (SchemaError, OSError):
+        return None
+    return list(data) if isinstance(data, dict) else ([] if data is None else None)
+
+
+def _kept_message(output: str, old: Optional[list[str]], new: int, total: int) -> str:
+    held = "is not a YAML mapping" if old is None else f"{len(old)} classes"
+    if not new:
+        return f"kept {output} ({held}): no class was answered"
+    return (f"kept {output} ({held}): the new result has {new} of {total} classes and does not hold every class "
+            f"of the file and more; the answers are saved in {output}.parts/, run again to finish")
 
 
 def askg_items(class_names: list[str], limit: Optional[int] = None) -> list[StageItem]:
