@@ -103,7 +103,7 @@ class _ArchiveUnpickler(pickle.Unpickler):
         if kind != "storage":
             raise pickle.UnpicklingError(f"unknown persistent id {kind!r}")
         if key not in self.storages:
-            dtype = storage_type(0).dtype if isinstance(storage_type, type) else storage_type.dtype
+            dtype = storage_type
             raw = bytearray(self.archive.read(f"{self.prefix}data/{key}"))
             flat = torch.frombuffer(raw, dtype=dtype) if raw else torch.empty(0, dtype=dtype)
             self.storages[key] = flat[:numel].clone()
