@@ -175,7 +175,8 @@ def _choice(key: str, value: Any, allowed: Iterable[Any]) -> None:
 
 def validate_cfg(cfg: CfgNode) -> CfgNode:
     """Check values that types cannot check, and derive what follows from them (in place)."""
-    _choice("MODEL.ARCH", cfg.MODEL.ARCH, _ARCHS)
+    if "-" not in cfg.MODEL.ARCH:  # open_clip model names (all hyphenated) are checked when the model is built
+        _choice("MODEL.ARCH", cfg.MODEL.ARCH, _ARCHS)
     tmt = cfg.MODEL.TEMPORAL_MODELING_TYPE
     if tmt in ("None", "none", ""):
         cfg.MODEL.TEMPORAL_MODELING_TYPE = tmt = None

@@ -1,6 +1,6 @@
 """The frozen class classifier: class names -> text embeddings, and frame embeddings -> class logits.
 
-Two kinds (STDD_REFERENCE §3):
+Two kinds (docs/method.md, "Classifier"):
 - `[K, E]`: the 28-template average (4 prefixes x 7 suffixes), per class
   w_k = normalize(mean_j normalize(text(template_j(name_k)))); logits are averaged over frames.
 - `[K, N, E]`: N prompts per class from a text-feature file (DATA.TEXT_AUG), normalised per prompt;
@@ -26,26 +26,19 @@ TEMPLATES: tuple[str, ...] = tuple(f"{p} {s}" for p in PREFIXES for s in SUFFIXE
 
 
 def encode_texts(clip: torch.nn.Module, texts: Sequence[str], context_length: int, batch_size: int = 512) -> torch.Tensor:
-    """`[len(texts), E]` text embeddings (fp32, un-normalised), in batches on the text tower's device.
-
-    Tokens after the end-of-text token cannot influence it (causal attention), so each batch is cut to
-    its longest text: the same embeddings as the full 77-token context, several times faster.
-    """
+    """`[len(texts), E]` text embeddings (fp32, un-normalised) by open_clip's `encode_text`, in batches on the
+    text tower's device (the full context: open_clip's text tower adds all its positional embeddings)."""
     device = clip.token_embedding.weight.device
     tokens = tokenize(list(texts), context_length=context_length)
-    out = []
-    for start in range(0, tokens.shape[0], batch_size):
-        chunk = tokens[start : start + batch_size]
-        length = int(chunk.argmax(dim=-1).max()) + 1  # host-side tensor: no device sync
-        out.append(clip.encode_text(chunk[:, :length].to(device)).float())
-    return torch.cat(out, dim=0)
+    return torch.cat([clip.encode_text(tokens[s : s + batch_size].to(device)).float()
+                      for s in range(0, tokens.shape[0], batch_size)], dim=0)
 
 
 @torch.no_grad()
 def template_classifier(
     clip: torch.nn.Module, class_names: Sequence[str], context_length: int = 77, batch_size: int = 512
 ) -> torch.Tensor:
-    """`[K, E]`: per class, the normalised mean of the 28 normalised template embeddings (§3.2)."""
+    """`[K, E]`: per class, the normalised mean of the 28 normalised template embeddings (docs/method.md)."""
     texts = [tpl.format(name) for name in class_names for tpl in TEMPLATES]  # class-major
     emb = F.normalize(encode_texts(clip, texts, context_length, batch_size), dim=-1)
     emb = emb.view(len(class_names), len(TEMPLATES), -1).mean(dim=1)
@@ -53,7 +46,7 @@ def template_classifier(
 
 
 def prompt_classifier(features: torch.Tensor) -> torch.Tensor:
-    """`[K, N, E]` fp32, each prompt normalised; prompts are not averaged (§3.3)."""
+    """`[K, N, E]` fp32, each prompt normalised; prompts are not averaged (docs/method.md)."""
     return F.normalize(features.float(), dim=-1)
 
 
