@@ -175,7 +175,7 @@ def _choice(key: str, value: Any, allowed: Iterable[Any]) -> None:
 
 def validate_cfg(cfg: CfgNode) -> CfgNode:
     """Check values that types cannot check, and derive what follows from them (in place)."""
-    if "-" not in cfg.MODEL.ARCH:  # open_clip model names (all hyphenated) are checked when the model is built
+    if "-" not in cfg.MODEL.ARCH and not cfg.MODEL.ARCH.endswith(".json"):  # open_clip names: checked at build time
         _choice("MODEL.ARCH", cfg.MODEL.ARCH, _ARCHS)
     tmt = cfg.MODEL.TEMPORAL_MODELING_TYPE
     if tmt in ("None", "none", ""):

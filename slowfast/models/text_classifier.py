@@ -26,12 +26,19 @@ TEMPLATES: tuple[str, ...] = tuple(f"{p} {s}" for p in PREFIXES for s in SUFFIXE
 
 
 def encode_texts(clip: torch.nn.Module, texts: Sequence[str], context_length: int, batch_size: int = 512) -> torch.Tensor:
-    """`[len(texts), E]` text embeddings (fp32, un-normalised) by open_clip's `encode_text`, in batches on the
-    text tower's device (the full context: open_clip's text tower adds all its positional embeddings)."""
+    """`[len(texts), E]` text embeddings (fp32, un-normalised), in batches on the text tower's device.
+
+    Tokens after the end-of-text token cannot influence it (causal attention), so each batch is cut to
+    its longest text: the same embeddings as the full 77-token context, several times faster.
+    """
     device = clip.token_embedding.weight.device
     tokens = tokenize(list(texts), context_length=context_length)
-    return torch.cat([clip.encode_text(tokens[s : s + batch_size].to(device)).float()
-                      for s in range(0, tokens.shape[0], batch_size)], dim=0)
+    out = []
+    for start in range(0, tokens.shape[0], batch_size):
+        chunk = tokens[start : start + batch_size]
+        length = int(chunk.argmax(dim=-1).max()) + 1  # host-side tensor: no device sync
+        out.append(clip.encode_text(chunk[:, :length].to(device)).float())
+    return torch.cat(out, dim=0)
 
 
 @torch.no_grad()

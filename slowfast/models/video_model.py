@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slowfast.models.clip.towers import build_clip, model_config_for
+from slowfast.models.clip.towers import build_clip, vision_geometry
 from slowfast.models.temporal_ops import NEW_PARAM_PREFIXES, TemporalOpConfig, temporal_block_factory
 from slowfast.models.text_classifier import class_logits, prompt_classifier, template_classifier
 from slowfast.text.features import check_text_features, load_text_features
@@ -62,12 +62,6 @@ class TeacherConfig:
                 raise ValueError(f"{flag} needs the frozen raw CLIP (MODEL.KEEP_RAW_MODEL True)")
 
 
-def _vision_geometry(arch: Optional[str], sd: Mapping[str, torch.Tensor], source: str) -> tuple[int, int]:
-    """(width, patch-grid side) of the image tower that `arch` and `sd` describe."""
-    vision = model_config_for(arch, sd, source)["vision_cfg"]
-    return int(vision["width"]), int(vision["image_size"]) // int(vision["patch_size"])
-
-
 class TemporalClipVideo(nn.Module):
     """Video classifier `[B, 3, T, H, W]` -> logits `[B, K]` (train and eval alike).
 
@@ -102,7 +96,7 @@ class TemporalClipVideo(nn.Module):
         clip = clip if isinstance(clip, ClipSource) else ClipSource(clip)
         self.op = op = dataclasses.replace(op or TemporalOpConfig(), fused_attention=fused_attention)
         self.teacher = teacher = teacher or TeacherConfig()
-        width, grid = _vision_geometry(clip.arch, clip.state_dict, clip.source)
+        width, grid = vision_geometry(clip.arch, clip.state_dict, clip.source)
         self.model = build_clip(
             clip.state_dict, source=clip.source, arch=clip.arch,
             vision_block_factory=temporal_block_factory(op, width, grid), use_checkpoint=use_checkpoint,

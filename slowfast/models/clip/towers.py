@@ -10,6 +10,7 @@ model lacks, a key the file lacks, or a shape that differs is refused, naming th
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -58,8 +59,35 @@ class CLIPConfig:
 
 def _open_clip_cls():
     from open_clip.model import CLIP as OpenClipCLIP
+    from open_clip.transformer import text_global_pool
 
-    return OpenClipCLIP
+    class ClipModel(OpenClipCLIP):
+        """open_clip's CLIP whose `encode_text` also takes token rows shorter than the context.
+
+        Tokens after the end-of-text token cannot influence it (causal attention), so a batch cut to its
+        longest text gives the full context's embeddings, several times faster (the classifier of 400
+        classes x 28 templates is built at every start).
+        """
+
+        def encode_text(self, text: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+            n = text.shape[-1]
+            if n > self.context_length:
+                raise ValueError(f"text has {n} tokens; this CLIP's context length is {self.context_length}")
+            if n == self.context_length or self.text_pool_type != "argmax":
+                return super().encode_text(text, normalize=normalize)
+            cast = self.transformer.get_cast_dtype()
+            x = self.token_embedding(text).to(cast) + self.positional_embedding[:n].to(cast)
+            x = self.ln_final(self.transformer(x, attn_mask=self.attn_mask[:n, :n]))
+            x = text_global_pool(x, text, "argmax")
+            x = self.text_projection(x) if isinstance(self.text_projection, nn.Linear) else x @ self.text_projection
+            return torch.nn.functional.normalize(x, dim=-1) if normalize else x
+
+    return ClipModel
+
+
+@functools.lru_cache(maxsize=1)
+def _clip_class() -> type:
+    return _open_clip_cls()
 
 
 def new_clip(model_cfg: Mapping[str, Any]) -> nn.Module:
@@ -69,7 +97,7 @@ def new_clip(model_cfg: Mapping[str, Any]) -> nn.Module:
         raise CLIPWeightsError("only CLIPs with CLIP's own text tower and tokenizer are supported (custom text tower)")
     allowed = {"embed_dim", "vision_cfg", "text_cfg", "quick_gelu", "init_logit_scale", "init_logit_bias",
                "nonscalar_logit_scale"}
-    return _open_clip_cls()(**{k: v for k, v in cfg.items() if k in allowed})
+    return _clip_class()(**{k: v for k, v in cfg.items() if k in allowed})
 
 
 def CLIP(config: CLIPConfig) -> nn.Module:  # noqa: N802 -- kept as the constructor name callers use
@@ -145,6 +173,8 @@ def model_config_for(arch: Optional[str], sd: Mapping[str, torch.Tensor], source
     name = ARCH_TO_OPEN_CLIP.get(arch or "", arch)
     if not name or name == CUSTOM_ARCH:
         cfg = infer_clip_config(sd, source).open_clip_config()
+    elif name.endswith(".json"):  # an open_clip model-config file of the user's own
+        cfg = _read_model_config(name)
     else:
         cfg = open_clip.get_model_config(name)
         if cfg is None:
@@ -156,6 +186,29 @@ def model_config_for(arch: Optional[str], sd: Mapping[str, torch.Tensor], source
         if f"{prefix}ls_1.gamma" in sd and cfg[tower].get("ls_init_value") is None:
             cfg[tower]["ls_init_value"] = _LS_INIT
     return cfg
+
+
+def _read_model_config(path: str) -> dict[str, Any]:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        raise CLIPWeightsError(f"MODEL.ARCH {path}: cannot read the open_clip model config ({e})") from None
+    cfg = cfg.get("model_cfg", cfg)
+    if not all(k in cfg for k in ("embed_dim", "vision_cfg", "text_cfg")):
+        raise CLIPWeightsError(f"MODEL.ARCH {path}: not an open_clip model config (embed_dim, vision_cfg, text_cfg)")
+    return cfg
+
+
+def vision_geometry(arch: Optional[str], sd: Mapping[str, torch.Tensor], source: str) -> tuple[int, int]:
+    """(width, patch-grid side) of the image tower that `arch` and `sd` describe (before it is built)."""
+    vision = model_config_for(arch, sd, source)["vision_cfg"]
+    if isinstance(vision.get("layers"), (list, tuple)) or vision.get("timm_model_name"):
+        raise CLIPWeightsError(f"{arch or source}: the image tower is a ResNet or timm model, not a ViT; the temporal "
+                               "operators need a ViT")
+    return int(vision["width"]), int(vision["image_size"]) // int(vision["patch_size"])
 
 
 def check_video_tower(visual: nn.Module, name: str) -> None:

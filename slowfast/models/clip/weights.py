@@ -36,8 +36,8 @@ OPENAI_RELEASE_SHA256: dict[str, str] = {
     "ViT-L-14.pt": "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
     "ViT-L-14-336px.pt": "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02",
 }
-# Non-weight entries of OpenAI's archives.
-_META_KEYS = ("input_resolution", "context_length", "vocab_size")
+# Non-weight entries: metadata of OpenAI's archives, and open_clip's causal mask (a buffer archives keep).
+_META_KEYS = ("input_resolution", "context_length", "vocab_size", "attn_mask")
 HF_HUB_PREFIX = "hf-hub:"
 _CONVERT_HINT = (
     "convert a file you trust to a plain state dict: python -c \"import torch; "
