@@ -164,8 +164,11 @@ def read_torchscript_weights(path: str) -> dict[str, torch.Tensor]:
 
 
 def _read_archive(path: str) -> dict[str, torch.Tensor]:
+    reason = "it holds no tensors readable as data"
     try:
-        return read_torchscript_weights(path)
+        sd = read_torchscript_weights(path)
+        if sd:
+            return sd
     except (pickle.UnpicklingError, CLIPWeightsError, KeyError, ValueError, TypeError, RuntimeError) as e:
         reason = f"{type(e).__name__}: {e}"
     if sha256_of(path) in OPENAI_RELEASE_SHA256.values():  # a known release: the code it runs is OpenAI's
