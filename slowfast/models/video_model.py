@@ -138,6 +138,7 @@ class TemporalClipVideo(nn.Module):
     def set_classifier_from(
         self, class_names: Optional[Sequence[str]], features: Optional[torch.Tensor], source: str
     ) -> None:
+        """The classifier from `[K, N, E]` prompt features (checked), else from the 28 templates of `class_names`."""
         if features is not None:
             k = features.shape[0]
             check_text_features(features, {}, source, k if class_names is None else len(class_names), self.embed_dim)
@@ -146,6 +147,10 @@ class TemporalClipVideo(nn.Module):
             classifier = template_classifier(self.model, class_names, self.context_length)
         else:
             raise ValueError("the classifier needs class names or a text-feature tensor")
+        self.set_classifier_tensor(classifier, class_names)
+
+    def set_classifier_tensor(self, classifier: torch.Tensor, class_names: Optional[Sequence[str]]) -> None:
+        """Use a classifier made earlier by this model (e.g. cached per class list)."""
         self.classifier = classifier.to(self.classifier.device)
         self.class_names = list(class_names) if class_names is not None else None
         self.num_classes = int(classifier.shape[0])
