@@ -1,4 +1,4 @@
-"""The CLIP backbone: parity with open_clip, loading formats, and clear errors."""
+"""The CLIP backbone: parity with open_clip, loading formats, pretrained tags, and clear errors."""
 
 import os
 
@@ -13,7 +13,7 @@ from slowfast.models.clip import (
     load_clip,
     random_clip_state_dict,
     read_state_dict,
-    resolve_clip_weights,
+    resolve_pretrained,
     tokenize,
 )
 
@@ -131,17 +131,36 @@ def test_missing_or_unexpected_keys_are_an_error(tmp_path, tiny_clip_config):
     assert "visual.extra" in str(err.value) and "partial.pt" in str(err.value)
 
 
-def test_missing_named_weights_without_network_say_where_to_put_the_file(tmp_path):
+@pytest.fixture()
+def offline(monkeypatch):
+    """No network: every connection attempt fails at once (as on a cluster node without internet)."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def test_missing_pretrained_tag_without_network_is_one_line_naming_model_tag_and_place(tmp_path, offline):
     with pytest.raises(CLIPWeightsError) as err:
-        resolve_clip_weights("vitb16", cache_dir=str(tmp_path), download=False)
+        read_state_dict("openai", model_name="ViT-B-16", cache_dir=str(tmp_path))
     message = str(err.value)
+    assert "\n" not in message
+    assert "ViT-B-16" in message and "'openai'" in message
     assert os.path.join(str(tmp_path), "ViT-B-16.pt") in message and "https://" in message
 
 
-def test_named_weights_found_in_the_cache_dir(tmp_path, tiny_clip_file):
+def test_pretrained_tag_found_in_the_cache_dir(tmp_path, tiny_clip_file):
     target = tmp_path / "ViT-L-14.pt"
     target.write_bytes(open(tiny_clip_file, "rb").read())
-    assert resolve_clip_weights("ViT-L/14", cache_dir=str(tmp_path), download=False) == str(target)
+    assert resolve_pretrained("ViT-L-14", "openai", cache_dir=str(tmp_path)) == str(target)
+
+
+def test_unknown_tag_lists_the_known_tags(tmp_path):
+    with pytest.raises(CLIPWeightsError, match="laion2b_s34b_b88k"):
+        read_state_dict("not_a_tag", model_name="ViT-B-16", cache_dir=str(tmp_path))
 
 
 def test_tokenizer_refuses_text_longer_than_the_context():

@@ -12,7 +12,6 @@ import torch.nn as nn
 from slowfast.averaging import patch_state_dict
 from slowfast.config import get_cfg
 from slowfast.engine.meters import aggregate_views, classification_metrics
-from slowfast.engine.common import user_errors
 from slowfast.engine.trainer import LinearConnectClimb
 from slowfast.errors import UserError
 from slowfast.models.temporal_ops import TemporalOpError
@@ -240,13 +239,13 @@ def test_run_net_prints_a_user_error_raised_while_running_as_one_line(tmp_path, 
         _load_run_net().main(["--opts", "NUM_GPUS", "0", "TEST.ENABLE", "False", "OUTPUT_DIR", str(tmp_path)])
 
 
-def test_user_errors_wraps_user_input_errors_and_passes_bugs_through():
-    with pytest.raises(UserError, match="7x7 grid"):
-        with user_errors():
-            raise TemporalOpError("7x7 grid")
-    with pytest.raises(KeyError):
-        with user_errors():
-            raise KeyError("a bug")
+def test_model_and_text_input_errors_are_user_errors_so_the_tools_print_one_line():
+    from slowfast.models.clip import CLIPWeightsError
+    from slowfast.text.feature_file import TextFeatureError
+
+    for cls, builtin in ((TemporalOpError, ValueError), (CLIPWeightsError, RuntimeError), (TextFeatureError, ValueError)):
+        assert issubclass(cls, UserError) and issubclass(cls, builtin)
+    assert not issubclass(KeyError, UserError)  # a bug keeps its traceback
 
 
 def test_atomic_path_replaces_the_target_only_on_success(tmp_path):

@@ -7,7 +7,7 @@ import torch
 
 from slowfast.config import get_cfg
 from slowfast.models import ClassIndexError, TemporalOpError, build_model
-from slowfast.text.features import TextFeatureError, save_text_features
+from slowfast.text.feature_file import TextFeatureError, save_text_features
 
 CLASSES = ["abseiling", "air drumming", "playing cello"]
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from slowfast.models import TemporalClipVideo, TemporalOpConfig, TemporalOpError
+from slowfast.models import TeacherConfig, TemporalClipVideo, TemporalOpConfig, TemporalOpError
 from slowfast.models.clip import custom_clip_config, random_clip_state_dict, read_state_dict
 from slowfast.models.temporal_ops import TEMPORAL_TYPES, extra_params_per_block
 
@@ -83,8 +83,8 @@ def _trained_step(model, x):
 
 
 def test_backward_reaches_visual_tower_and_projector_but_not_text_tower_or_teacher(tiny_sd):
-    model = TemporalClipVideo(tiny_sd, CLASSES, op=op("stcross_attend"), keep_raw_model=True, distillation=True,
-                              distillation_ratio=2.0)
+    model = TemporalClipVideo(tiny_sd, CLASSES, op=op("stcross_attend"),
+                              teacher=TeacherConfig(keep_raw_model=True, distillation=True, distillation_ratio=2.0))
     torch.nn.init.normal_(model.projector_v[2].weight, std=0.1)  # as after some training: grads reach layer 0 too
     _trained_step(model, video())
     for name, p in model.model.named_parameters():
@@ -99,8 +99,8 @@ def test_backward_reaches_visual_tower_and_projector_but_not_text_tower_or_teach
 
 
 def test_distillation_grad_false_only_logs_the_loss(tiny_sd):
-    model = TemporalClipVideo(tiny_sd, CLASSES, op=op("stcross_attend"), keep_raw_model=True, distillation=True,
-                              distillation_ratio=2.0, distillation_grad=False)
+    model = TemporalClipVideo(tiny_sd, CLASSES, op=op("stcross_attend"), teacher=TeacherConfig(
+        keep_raw_model=True, distillation=True, distillation_ratio=2.0, distillation_grad=False))
     aux = _trained_step(model, video())
     assert not aux["loss_distill"].requires_grad and aux["loss_distill"] > 0
     assert all(p.grad is None for p in model.projector_v.parameters())
@@ -108,8 +108,8 @@ def test_distillation_grad_false_only_logs_the_loss(tiny_sd):
 
 
 def test_forward_returns_logits_in_train_and_eval_alike(tiny_sd):
-    model = TemporalClipVideo(tiny_sd, CLASSES, op=op(None), keep_raw_model=True, distillation=True,
-                              ensemble_pred=True, ensemble_rawmodel_ratio=0.5)
+    model = TemporalClipVideo(tiny_sd, CLASSES, op=op(None), teacher=TeacherConfig(
+        keep_raw_model=True, distillation=True, ensemble_pred=True, ensemble_rawmodel_ratio=0.5))
     x = video()
     for mode in (True, False):
         model.train(mode)
@@ -121,9 +121,11 @@ def test_forward_returns_logits_in_train_and_eval_alike(tiny_sd):
 
 @torch.no_grad()
 def test_ensemble_pred_blends_teacher_and_student_logits(tiny_sd):
-    kw = dict(op=op("stadapt_zeroinit"), keep_raw_model=True, ensemble_pred=True)
-    student_only = TemporalClipVideo(tiny_sd, CLASSES, **kw, ensemble_rawmodel_ratio=0.0).eval()
-    teacher_only = TemporalClipVideo(tiny_sd, CLASSES, **kw, ensemble_rawmodel_ratio=1.0).eval()
+    def teacher(r):
+        return TeacherConfig(keep_raw_model=True, ensemble_pred=True, ensemble_rawmodel_ratio=r)
+
+    student_only = TemporalClipVideo(tiny_sd, CLASSES, op=op("stadapt_zeroinit"), teacher=teacher(0.0)).eval()
+    teacher_only = TemporalClipVideo(tiny_sd, CLASSES, op=op("stadapt_zeroinit"), teacher=teacher(1.0)).eval()
     plain = TemporalClipVideo(tiny_sd, CLASSES, op=op(None)).eval()
     for m in (student_only, teacher_only):  # make the student differ from CLIP
         torch.nn.init.normal_(m.model.visual.transformer.resblocks[0].stadapt_up.weight, std=0.5)
@@ -144,7 +146,8 @@ def test_activation_checkpointing_gives_the_same_gradients(tiny_sd):
 
 
 def test_bf16_autocast_forward_and_backward_are_finite(tiny_sd):
-    model = TemporalClipVideo(tiny_sd, CLASSES, op=op("stcross_attend"), keep_raw_model=True, distillation=True).train()
+    model = TemporalClipVideo(tiny_sd, CLASSES, op=op("stcross_attend"),
+                              teacher=TeacherConfig(keep_raw_model=True, distillation=True)).train()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits, aux = model(video(), return_aux=True)
         loss = logits.float().logsumexp(-1).mean() + aux["loss_distill"]

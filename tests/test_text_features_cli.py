@@ -151,3 +151,27 @@ def test_shipped_templates_are_the_eight_tpl8_sentences():
     templates = load_templates(default_templates_file(), 8)
     assert len(templates) == 8
     assert templates[0] == "a human action of {}." and templates[-1] == "a video of a person {}."
+
+
+def _model_cfg(classes_file: str, clip_file: str, feature_file: str):
+    from slowfast.config import assert_and_infer_cfg, get_cfg, merge_from_list
+
+    cfg = get_cfg()
+    merge_from_list(cfg, ["NUM_GPUS", "0", "MODEL.ARCH", "custom", "MODEL.CLIP_WEIGHTS", clip_file, "MODEL.NUM_CLASSES", str(len(CLASSES)),
+                          "DATA.INDEX_LABEL_MAPPING_FILE", classes_file, "DATA.NUM_FRAMES", "2",
+                          "DATA.TEXT_AUG", "True", "DATA.TEXT_AUG_FEATURE_FILE", feature_file])
+    return assert_and_infer_cfg(cfg)
+
+
+def test_model_refuses_a_feature_file_built_with_another_clip_of_the_same_width(inputs, tiny_clip_file, tiny_clip_config):
+    from slowfast.models import build_model
+    from slowfast.models.clip import random_clip_state_dict
+    from slowfast.text.feature_file import TextFeatureError
+
+    out = inputs["dir"] / "feats.pt"
+    assert run_stage3(inputs, tiny_clip_file, out) == 0
+    other = inputs["dir"] / "other_clip.pt"
+    torch.save(random_clip_state_dict(tiny_clip_config, seed=1), other)  # same sizes, other weights
+    build_model(_model_cfg(inputs["classes"], tiny_clip_file, str(out)))  # the CLIP it was built with: accepted
+    with pytest.raises(TextFeatureError, match="text-tower weights"):
+        build_model(_model_cfg(inputs["classes"], str(other), str(out)))

@@ -5,10 +5,10 @@
         [--checkpoint swa_2_22.pth] [--top-k 5] [--output V_pred.mp4|.gif] [--opts KEY VALUE ...]
     python tools/demo_net.py --cfg C.yaml --video FOLDER --classes-file classes.txt --csv predictions.csv
 
-The video goes through exactly the test loop's sampling and preprocessing (TEST.NUM_ENSEMBLE_VIEWS
-temporal views x TEST.NUM_SPATIAL_CROPS crops, summed logits), so the demo and `tools/run_net.py`
-testing agree. Probabilities are the softmax of the mean logit over views. Without --checkpoint the
-initial weights are used (raw CLIP: the frozen-CLIP zero-shot baseline).
+A thin command line over `slowfast.inference.VideoClassifier`: the video goes through exactly the test
+loop's sampling and preprocessing (TEST.NUM_ENSEMBLE_VIEWS temporal views x TEST.NUM_SPATIAL_CROPS crops),
+so the demo and `tools/run_net.py` testing agree. Probabilities are the softmax of the mean logit over
+views. Without --checkpoint the initial weights are used (raw CLIP: the frozen-CLIP zero-shot baseline).
 """
 
 import argparse
@@ -37,46 +37,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def report(args, videos, preds) -> None:
+    """Print the top-k per video, then write the CSV and the annotated video when asked."""
+    from slowfast.engine.classify import write_annotated_video, write_predictions_csv
+
+    for p in preds:
+        print(f"\n{p.path}")
+        if not p.ok:
+            print(f"  could not be decoded: {p.reason}")
+            continue
+        for rank, (name, prob) in enumerate(p.topk, 1):
+            print(f"  {rank}. {name:<40s} {prob:6.2%}")
+    csv_path = args.csv or (os.path.join(args.video, "predictions.csv") if os.path.isdir(args.video) else "")
+    if csv_path:
+        write_predictions_csv(preds, csv_path)
+        print(f"\npredictions: {csv_path}")
+    if args.output and preds and preds[0].ok:
+        write_annotated_video(videos[0], args.output, [f"{n}: {q:.1%}" for n, q in preds[0].topk[:3]])
+        print(f"annotated video: {args.output}")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    import torch
-
-    from slowfast.config import assert_and_infer_cfg, merge_from_list
-    from slowfast.config.parser import load_config
-    from slowfast.engine.classify import (classify_videos, list_videos, parse_classes, write_annotated_video,
-                                          write_predictions_csv)
+    from slowfast.engine.classify import list_videos, parse_classes
     from slowfast.errors import UserError
+    from slowfast.inference import VideoClassifier
 
     try:
-        cfg = load_config(argparse.Namespace(cfg_files=args.cfg_files, opts=[], shard_id=None, num_shards=None))
-        gpus = "1" if torch.cuda.is_available() else "0"  # one process; the config's multi-GPU count is for training
-        merge_from_list(cfg, ["NUM_GPUS", gpus, "TRAIN.ENABLE", "False", "TEST.BATCH_SIZE", str(cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS),
-                              "MODEL.KEEP_RAW_MODEL", "False", "MODEL.RAW_MODEL_DISTILLATION", "False",
-                              "TEST.CUSTOM_LOAD", str(bool(args.checkpoint)), "TEST.CUSTOM_LOAD_FILE", args.checkpoint,
-                              "TEST.CHECKPOINT_FILE_PATH", "", "TRAIN.CHECKPOINT_FILE_PATH", "",
-                              "OUTPUT_DIR", os.path.join("output", "demo_net"), "DATA_LOADER.NUM_WORKERS", "0"])
-        merge_from_list(cfg, args.opts)
-        assert_and_infer_cfg(cfg)
         classes = parse_classes(args.classes, args.classes_file)
         videos = list_videos(args.video)
         if args.output and len(videos) != 1:
             raise SystemExit("error: --output draws on a single video; use --csv for a folder")
-        preds = classify_videos(cfg, videos, classes, top_k=args.top_k)
-        for p in preds:
-            print(f"\n{p.path}")
-            if not p.ok:
-                print(f"  could not be decoded: {p.reason}")
-                continue
-            for rank, (name, prob) in enumerate(p.topk, 1):
-                print(f"  {rank}. {name:<40s} {prob:6.2%}")
-        csv_path = args.csv or (os.path.join(args.video, "predictions.csv") if os.path.isdir(args.video) else "")
-        if csv_path:
-            write_predictions_csv(preds, csv_path)
-            print(f"\npredictions: {csv_path}")
-        if args.output and preds and preds[0].ok:
-            lines = [f"{n}: {q:.1%}" for n, q in preds[0].topk[:3]]
-            write_annotated_video(videos[0], args.output, lines)
-            print(f"annotated video: {args.output}")
+        clf = VideoClassifier.from_config(args.cfg_files, checkpoint=args.checkpoint or None, opts=args.opts)
+        preds = clf.classify(videos, classes, top_k=args.top_k)
+        report(args, videos, preds)
     except UserError as e:
         raise SystemExit("error: " + " ".join(str(e).split())) from None
     return 0 if all(p.ok for p in preds) else 1

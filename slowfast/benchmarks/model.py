@@ -27,9 +27,9 @@ import torch.nn.functional as F
 
 from slowfast.benchmarks import append_to_benchmarks_md, environment_line
 from slowfast.config.choices import TEMPORAL_TYPES, normalize_temporal_type
-from slowfast.models.clip.loading import custom_clip_config, random_clip_state_dict
+from slowfast.models.clip import custom_clip_config, random_clip_state_dict
 from slowfast.models.temporal_ops import TemporalOpConfig
-from slowfast.models.video_model import TemporalClipVideo
+from slowfast.models.video_model import TeacherConfig, TemporalClipVideo
 
 ARCHS = {
     "vitb16": dict(embed_dim=512, image_resolution=224, vision_patch=16, vision_width=768, vision_layers=12,
@@ -87,11 +87,11 @@ def build(args: argparse.Namespace, sd: dict, op_type: Optional[str], device: to
         type=op_type, num_frames=args.frames, channel_fold=args.channel_fold,
         temporal_scale=tuple(args.temporal_scale), deterministic_test_masks=False,
     )
+    teacher = TeacherConfig(keep_raw_model=args.distill, distillation=args.distill, distillation_ratio=2.0)
     return TemporalClipVideo(
-        sd, [f"class {i}" for i in range(args.num_classes)], op=op, keep_raw_model=args.distill,
-        distillation=args.distill, distillation_ratio=2.0, use_checkpoint=args.checkpoint,
-        compile_visual=args.compile, device=device,
-    )
+        sd, [f"class {i}" for i in range(args.num_classes)], op=op, teacher=teacher, use_checkpoint=args.checkpoint,
+        compile_visual=args.compile,
+    ).to(device)
 
 
 class Meter:

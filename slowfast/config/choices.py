@@ -14,6 +14,9 @@ NONE_SPELLINGS = ("None", "none", "")
 STCROSS_MLP_INPUTS = ("full", "merged")
 # Short names of the OpenAI releases, and the name of the random-init CLIP built from MODEL.CUSTOM_CLIP.
 ARCH_TO_OPENAI_NAME = {"vitb32": "ViT-B/32", "vitb16": "ViT-B/16", "vitl14": "ViT-L/14"}
+# The same releases as open_clip model names (pretrained tag OPENAI_TAG); MODEL.ARCH also takes any open_clip ViT name.
+ARCH_TO_OPEN_CLIP = {"vitb32": "ViT-B-32", "vitb16": "ViT-B-16", "vitl14": "ViT-L-14"}
+OPENAI_TAG = "openai"
 CUSTOM_ARCH = "custom"
 ARCHS = (*ARCH_TO_OPENAI_NAME, CUSTOM_ARCH)
 LOSSES = ("cross_entropy", "soft_cross_entropy")

@@ -227,11 +227,13 @@ _C.SOLVER.BASE_LR_SCALE_NUM_SHARDS = False
 _C.MODEL = CfgNode()
 # Registered model class built by slowfast.models.build_model.
 _C.MODEL.MODEL_NAME = "TemporalClipVideo"
-# CLIP architecture: vitb32, vitb16, vitl14 (pretrained, see CLIP_WEIGHTS) or custom (random init, CUSTOM_CLIP sizes).
+# CLIP architecture: vitb32, vitb16, vitl14 (OpenAI's), custom (random init, CUSTOM_CLIP sizes), any open_clip ViT
+# model name (ViT-B-16, ViT-L-14-336, ViT-H-14-quickgelu, ...) or an open_clip model-config .json (docs/backbones.md).
 _C.MODEL.ARCH = "vitb16"
-# OpenAI-format CLIP checkpoint (TorchScript archive or state dict); "" = look up ARCH in CLIP_CACHE_DIR.
+# CLIP weights: a file (OpenAI archive or state dict, open_clip state dict), an open_clip pretrained tag of ARCH
+# (openai, laion2b_s34b_b88k, ...) or hf-hub:ORG/NAME; "" = the openai tag (ARCH vitb32/vitb16/vitl14).
 _C.MODEL.CLIP_WEIGHTS = ""
-# Cache directory for CLIP weights by name ("" = $STDD_CLIP_CACHE or ~/.cache/clip).
+# Where pretrained tags are looked up and downloaded by open_clip ("" = $STDD_CLIP_CACHE or ~/.cache/clip).
 _C.MODEL.CLIP_CACHE_DIR = ""
 # Number of classes of the label set being trained or tested; must match the class-index file.
 _C.MODEL.NUM_CLASSES = 400

@@ -24,7 +24,8 @@ from PIL import Image, ImageDraw
 from yacs.config import CfgNode
 
 from slowfast.datasets.prepare import VIDEO_EXTENSIONS
-from slowfast.engine.common import build_loader_checked, build_model_checked
+from slowfast.datasets.loader import build_loader
+from slowfast.models import build_model
 from slowfast.engine.evaluator import evaluate, load_test_weights
 from slowfast.errors import UserError
 from slowfast.utils.atomic import atomic_output, atomic_path
@@ -94,9 +95,9 @@ def classify_videos(cfg: CfgNode, videos: Sequence[str], class_names: Sequence[s
         c.MODEL.NUM_CLASSES = len(class_names)
         c.TEST.OPENSET = False
         c.freeze()
-        model = build_model_checked(c)
+        model = build_model(c)
         load_test_weights(c, model)
-        loader = build_loader_checked(c, "test")
+        loader = build_loader(c, "test")
         out = evaluate(c, model, loader, split="classify", desc="classify")
     res = out["results"]
     reasons = {int(v): r for v, _, r in out["unreadable"]}

@@ -21,7 +21,9 @@ import torch.nn as nn
 from yacs.config import CfgNode
 
 from slowfast.averaging import patch_state_dict
-from slowfast.engine.common import amp_settings, build_loader_checked, build_model_checked, seed_everything
+from slowfast.datasets.loader import build_loader
+from slowfast.engine.common import amp_settings, seed_everything
+from slowfast.models import build_model
 from slowfast.engine.meters import ViewRecords, aggregate_views, classification_metrics
 from slowfast.errors import UserError
 from slowfast.models.clip import CLIPWeightsError, read_state_dict
@@ -232,12 +234,12 @@ def test(cfg: CfgNode, model: Optional[nn.Module] = None) -> dict:
     lu.setup_logging(cfg.OUTPUT_DIR, du.is_master())
     seed_everything(cfg.RNG_SEED)
     if model is None:
-        model = build_model_checked(cfg)
+        model = build_model(cfg)
     initial_clip = None
     if cfg.TEST.PATCHING_MODEL and not cfg.TEST.CLIP_ORI_PATH:
         initial_clip = {k: v.detach().cpu().clone() for k, v in model.model.state_dict().items()}
     info = load_test_weights(cfg, model, initial_clip)
-    loader = build_loader_checked(cfg, "test")
+    loader = build_loader(cfg, "test")
     t0 = time.perf_counter()
     out = evaluate(cfg, model, loader, split="test", desc="test")
     summary = _summary(cfg, out, info, time.perf_counter() - t0)

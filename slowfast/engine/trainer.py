@@ -25,7 +25,9 @@ import torch.nn as nn
 from yacs.config import CfgNode
 
 from slowfast.datasets.loader import reseed_for_epoch
-from slowfast.engine.common import amp_settings, build_loader_checked, build_model_checked, seed_everything
+from slowfast.datasets.loader import build_loader
+from slowfast.engine.common import amp_settings, seed_everything
+from slowfast.models import build_model
 from slowfast.engine.evaluator import evaluate
 from slowfast.engine.meters import TrainMeter, device_memory_mb, peak_ram_gb
 from slowfast.errors import UserError
@@ -255,7 +257,7 @@ def _setup(cfg: CfgNode) -> tuple[TrainParts, int, Optional[str]]:
     """Model, optimizer, scaler and regulariser of the run, resumed as configured; DDP-wrapped with
     several processes. Returns (parts, start epoch, checkpoint resumed from)."""
     seed_everything(cfg.RNG_SEED)  # the same initial weights on every rank
-    model = build_model_checked(cfg)
+    model = build_model(cfg)
     device = next(model.parameters()).device
     initial_clip = None
     if cfg.TRAIN.LINEAR_CONNECT_CLIMB and not cfg.TRAIN.CLIP_ORI_PATH:
@@ -311,7 +313,7 @@ def train(cfg: CfgNode) -> dict:
     lu.setup_logging(cfg.OUTPUT_DIR, du.is_master())
     os.makedirs(cu.checkpoint_dir(cfg.OUTPUT_DIR), exist_ok=True)
     parts, start_epoch, resumed_from = _setup(cfg)
-    val_loader = build_loader_checked(cfg, "val") if _val_csv_exists(cfg) else None
+    val_loader = build_loader(cfg, "val") if _val_csv_exists(cfg) else None
     if val_loader is None:
         logger.warning("no val.csv in %s: validation during training is skipped", cfg.DATA.PATH_TO_DATA_DIR)
     tb = lu.TensorboardWriter(cfg.TENSORBOARD.LOG_DIR or os.path.join(cfg.OUTPUT_DIR, "runs"),
@@ -325,7 +327,7 @@ def train(cfg: CfgNode) -> dict:
                     start_epoch, cfg.SOLVER.MAX_EPOCH)
     for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCH):
         seed_everything(cfg.RNG_SEED, epoch, du.get_rank())
-        train_loader = build_loader_checked(cfg, "train")
+        train_loader = build_loader(cfg, "train")
         reseed_for_epoch(train_loader, cfg.RNG_SEED, epoch, du.get_rank())
         stats = train_epoch(cfg, parts, train_loader, epoch, last_ckpt, tb)
         if du.is_master():

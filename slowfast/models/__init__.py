@@ -12,18 +12,14 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from slowfast.models.clip.loading import (
-    ARCH_TO_NAME,
-    custom_clip_config,
-    random_clip_state_dict,
-    read_state_dict,
-    resolve_clip_weights,
-)
-from slowfast.models.temporal_ops import TEMPORAL_TYPES, TemporalOpConfig, TemporalOpError
+from slowfast.config.choices import ARCH_TO_OPEN_CLIP, CUSTOM_ARCH, OPENAI_TAG, TEMPORAL_TYPES, normalize_temporal_type
+from slowfast.models.clip import CLIPWeightsError, custom_clip_config, random_clip_state_dict, read_state_dict
+from slowfast.models.temporal_ops import TemporalOpConfig, TemporalOpError
 from slowfast.models.text_classifier import TEMPLATES
+from slowfast.models.video_model import ClipSource, TeacherConfig, TemporalClipVideo
+from slowfast.text.feature_file import (check_feature_file_matches, check_text_features, load_text_features,
+                                        text_tower_fingerprint)
 from slowfast.utils.class_index import ClassIndexError, read_class_names
-from slowfast.models.video_model import TemporalClipVideo
-from slowfast.text.features import check_text_features, load_text_features
 
 MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -50,14 +46,22 @@ def model_device(cfg) -> torch.device:
     return torch.device("cuda", int(rank) if rank is not None else torch.cuda.current_device())
 
 
-def clip_state_dict_from_cfg(cfg) -> tuple[dict[str, torch.Tensor], str]:
-    """`(state dict, source)`: MODEL.CLIP_WEIGHTS (a file), else MODEL.ARCH by name from the cache
-    (MODEL.CLIP_CACHE_DIR), else for ARCH custom a seeded random CLIP of the MODEL.CUSTOM_CLIP sizes."""
+def open_clip_name(arch: str) -> str:
+    """The open_clip model name of MODEL.ARCH (`vitb16` -> `ViT-B-16`; open_clip names as they are)."""
+    return ARCH_TO_OPEN_CLIP.get(arch, arch)
+
+
+def clip_weights_from_cfg(cfg, weights: str = "") -> ClipSource:
+    """The CLIP weights `weights` (default MODEL.CLIP_WEIGHTS) name, for MODEL.ARCH.
+
+    A local file, an open_clip pretrained tag or `hf-hub:ORG/NAME` (from MODEL.CLIP_CACHE_DIR, downloaded
+    there by open_clip when the network allows); empty: OpenAI's release for the short names, or for
+    ARCH custom a seeded random CLIP of the MODEL.CUSTOM_CLIP sizes.
+    """
     m = cfg.MODEL
-    if m.CLIP_WEIGHTS:
-        path = resolve_clip_weights(m.CLIP_WEIGHTS, m.CLIP_CACHE_DIR or None, download=False)
-        return read_state_dict(path), path
-    if m.ARCH == "custom":
+    weights = weights or m.CLIP_WEIGHTS
+    arch = None if m.ARCH == CUSTOM_ARCH else m.ARCH
+    if not weights and arch is None:
         c = m.CUSTOM_CLIP
         config = custom_clip_config(
             embed_dim=c.EMBED_DIM, image_resolution=c.IMAGE_RESOLUTION, vision_patch=c.VISION_PATCH,
@@ -65,21 +69,20 @@ def clip_state_dict_from_cfg(cfg) -> tuple[dict[str, torch.Tensor], str]:
             text_width=c.TEXT_WIDTH, text_layers=c.TEXT_LAYERS, text_heads=c.TEXT_HEADS,
             context_length=m.CONTEXT_LENGTH, vocab_size=c.VOCAB_SIZE,
         )
-        return random_clip_state_dict(config, seed=c.SEED), f"random CLIP (MODEL.ARCH custom, seed {c.SEED})"
-    if m.ARCH not in ARCH_TO_NAME:
-        raise ValueError(f"MODEL.ARCH {m.ARCH!r} is not one of {', '.join(ARCH_TO_NAME)}, custom")
-    path = resolve_clip_weights(m.ARCH, m.CLIP_CACHE_DIR or None)
-    return read_state_dict(path), path
+        return ClipSource(random_clip_state_dict(config, seed=c.SEED), None, f"random CLIP (MODEL.ARCH custom, seed {c.SEED})")
+    if not weights and arch not in ARCH_TO_OPEN_CLIP:
+        raise CLIPWeightsError(f"MODEL.ARCH {arch}: set MODEL.CLIP_WEIGHTS to a file, an open_clip tag or hf-hub:ORG/NAME")
+    tag = weights or OPENAI_TAG
+    model_name = open_clip_name(arch) if arch else None
+    sd = read_state_dict(tag, model_name=model_name, cache_dir=m.CLIP_CACHE_DIR or None)
+    return ClipSource(sd, arch, tag)
 
 
 def temporal_op_config(cfg) -> TemporalOpConfig:
     """The operator settings of the MODEL section (and DATA.NUM_FRAMES)."""
     m = cfg.MODEL
-    op_type = m.TEMPORAL_MODELING_TYPE
-    if op_type in ("None", "none", ""):
-        op_type = None
     return TemporalOpConfig(
-        type=op_type,
+        type=normalize_temporal_type(m.TEMPORAL_MODELING_TYPE),
         num_frames=cfg.DATA.NUM_FRAMES,
         mask_rate=m.MASK_RATE,
         mask_stride=tuple(int(s) for s in m.MASK_STRIDE),
@@ -93,43 +96,40 @@ def temporal_op_config(cfg) -> TemporalOpConfig:
     )
 
 
+def teacher_config(cfg) -> TeacherConfig:
+    m = cfg.MODEL
+    return TeacherConfig(
+        keep_raw_model=m.KEEP_RAW_MODEL, distillation=m.RAW_MODEL_DISTILLATION,
+        distillation_ratio=m.DISTILLATION_RATIO, distillation_grad=m.DISTILLATION_GRAD,
+        ensemble_pred=m.ENSEMBLE_PRED, ensemble_rawmodel_ratio=m.ENSEMBLE_RAWMODEL_RATIO,
+    )
+
+
 @register_model("TemporalClipVideo")
 def build_temporal_clip_video(cfg) -> TemporalClipVideo:
-    """Translate the config into `TemporalClipVideo`'s arguments (checks the class list and feature file)."""
+    """Translate the config into `TemporalClipVideo`'s arguments (checks the class list and feature file);
+    the classifier is computed after the move to the device, where the text tower runs."""
     class_names = read_class_names(cfg.DATA.INDEX_LABEL_MAPPING_FILE)
     if cfg.MODEL.NUM_CLASSES != len(class_names):
         raise ValueError(
             f"MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES} but {cfg.DATA.INDEX_LABEL_MAPPING_FILE} has "
             f"{len(class_names)} classes; set MODEL.NUM_CLASSES {len(class_names)}"
         )
-    sd, source = clip_state_dict_from_cfg(cfg)
-    features, feature_source = None, "text features"
+    clip = clip_weights_from_cfg(cfg)
+    features = None
     if cfg.DATA.TEXT_AUG:
         path = cfg.DATA.TEXT_AUG_FEATURE_FILE
         features, meta = load_text_features(path)
-        embed_dim = sd["text_projection"].shape[1]
-        check_text_features(features, meta, path, len(class_names), embed_dim, class_names)
-        feature_source = path
+        check_text_features(features, meta, path, len(class_names), clip.state_dict["text_projection"].shape[1], class_names)
     m = cfg.MODEL
-    return TemporalClipVideo(
-        sd,
-        class_names,
-        op=temporal_op_config(cfg),
-        text_features=features,
-        keep_raw_model=m.KEEP_RAW_MODEL,
-        distillation=m.RAW_MODEL_DISTILLATION,
-        distillation_ratio=m.DISTILLATION_RATIO,
-        distillation_grad=m.DISTILLATION_GRAD,
-        ensemble_pred=m.ENSEMBLE_PRED,
-        ensemble_rawmodel_ratio=m.ENSEMBLE_RAWMODEL_RATIO,
-        context_length=m.CONTEXT_LENGTH,
-        use_checkpoint=m.USE_CHECKPOINT,
-        fused_attention=m.FUSED_ATTENTION,
-        compile_visual=m.COMPILE,
-        device=model_device(cfg),
-        source=source,
-        text_feature_source=feature_source,
-    )
+    model = TemporalClipVideo(
+        clip, None, op=temporal_op_config(cfg), teacher=teacher_config(cfg), context_length=m.CONTEXT_LENGTH,
+        use_checkpoint=m.USE_CHECKPOINT, fused_attention=m.FUSED_ATTENTION, compile_visual=m.COMPILE,
+    ).to(model_device(cfg))
+    if features is not None:  # the text tower is frozen: the student's is the one the file must come from
+        check_feature_file_matches(meta, m.CLIP_WEIGHTS or m.ARCH, features.shape[-1], text_tower_fingerprint(model.model), path)
+    model.set_classifier_from(class_names, features, cfg.DATA.TEXT_AUG_FEATURE_FILE if features is not None else "templates")
+    return model
 
 
 def build_model(cfg) -> nn.Module:
@@ -141,7 +141,8 @@ def build_model(cfg) -> nn.Module:
 
 
 __all__ = [
-    "MODEL_REGISTRY", "register_model", "build_model", "model_device", "clip_state_dict_from_cfg",
-    "temporal_op_config", "TemporalClipVideo", "TemporalOpConfig", "TemporalOpError", "TEMPORAL_TYPES",
+    "MODEL_REGISTRY", "register_model", "build_model", "model_device", "clip_weights_from_cfg", "open_clip_name",
+    "temporal_op_config", "teacher_config", "TemporalClipVideo", "ClipSource", "TeacherConfig", "TemporalOpConfig",
+    "TemporalOpError", "TEMPORAL_TYPES",
     "TEMPLATES", "ClassIndexError", "read_class_names",
 ]

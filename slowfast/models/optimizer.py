@@ -1,9 +1,9 @@
-"""Optimizer with the original's parameter groups (§2.6, §4.7).
+"""Optimizer with the original code's parameter groups (docs/method.md, "Optimisation").
 
 Two groups: "decay" (weight decay = SOLVER.WEIGHT_DECAY) and "no_decay". With SOLVER.ZERO_WD_1D_PARAM,
 1-D parameters (LayerNorm, class embedding) and every `*.bias` go to "no_decay". The 0-d
 `model.logit_scale` is neither 1-D nor a bias, so, as in the original (inherited from Open-VCLIP), it
-is decayed: we keep that for parity (§10.1 item 7). Frozen parameters (text tower, raw_model teacher)
+is decayed: we keep that for parity (a row of docs/differences.md). Frozen parameters (text tower, raw_model teacher)
 are left out, so the optimizer holds state only for what is trained.
 """
 

@@ -1,6 +1,6 @@
 """The frozen class classifier: class names -> text embeddings, and frame embeddings -> class logits.
 
-Two kinds (STDD_REFERENCE §3):
+Two kinds (docs/method.md, "Classifier"):
 - `[K, E]`: the 28-template average (4 prefixes x 7 suffixes), per class
   w_k = normalize(mean_j normalize(text(template_j(name_k)))); logits are averaged over frames.
 - `[K, N, E]`: N prompts per class from a text-feature file (DATA.TEXT_AUG), normalised per prompt;
@@ -45,7 +45,7 @@ def encode_texts(clip: torch.nn.Module, texts: Sequence[str], context_length: in
 def template_classifier(
     clip: torch.nn.Module, class_names: Sequence[str], context_length: int = 77, batch_size: int = 512
 ) -> torch.Tensor:
-    """`[K, E]`: per class, the normalised mean of the 28 normalised template embeddings (§3.2)."""
+    """`[K, E]`: per class, the normalised mean of the 28 normalised template embeddings (docs/method.md)."""
     texts = [tpl.format(name) for name in class_names for tpl in TEMPLATES]  # class-major
     emb = F.normalize(encode_texts(clip, texts, context_length, batch_size), dim=-1)
     emb = emb.view(len(class_names), len(TEMPLATES), -1).mean(dim=1)
@@ -53,7 +53,7 @@ def template_classifier(
 
 
 def prompt_classifier(features: torch.Tensor) -> torch.Tensor:
-    """`[K, N, E]` fp32, each prompt normalised; prompts are not averaged (§3.3)."""
+    """`[K, N, E]` fp32, each prompt normalised; prompts are not averaged (docs/method.md)."""
     return F.normalize(features.float(), dim=-1)
 
 

@@ -1,33 +1,34 @@
-"""CLIP in OpenAI's state-dict layout: model, weight loading, tokenizer."""
+"""Only what open_clip does not do: reading weight files safely, and fitting open_clip's towers to the video model."""
 
-from slowfast.models.clip.loading import (
-    ARCH_TO_NAME,
-    PRETRAINED,
-    CLIPWeightsError,
+from slowfast.models.clip.tokenizer import tokenize
+from slowfast.models.clip.towers import (
+    CLIP,
+    BlockFactory,
+    CLIPConfig,
     build_clip,
+    check_video_tower,
     custom_clip_config,
-    default_cache_dir,
     infer_clip_config,
     load_clip,
+    load_strict,
+    model_config_for,
+    new_clip,
     random_clip_state_dict,
+)
+from slowfast.models.clip.weights import (
+    OPENAI_RELEASE_SHA256,
+    CLIPWeightsError,
+    default_cache_dir,
+    is_torchscript_archive,
     read_state_dict,
-    resolve_clip_weights,
+    read_state_file,
+    read_torchscript_weights,
+    resolve_pretrained,
 )
-from slowfast.models.clip.model import (
-    CLIP,
-    Attention,
-    CLIPConfig,
-    LayerNorm,
-    QuickGELU,
-    ResidualAttentionBlock,
-    Transformer,
-    VisionTransformer,
-)
-from slowfast.models.clip.tokenizer import tokenize
 
 __all__ = [
-    "ARCH_TO_NAME", "PRETRAINED", "CLIPWeightsError", "build_clip", "custom_clip_config", "default_cache_dir",
-    "infer_clip_config", "load_clip", "random_clip_state_dict", "read_state_dict", "resolve_clip_weights",
-    "CLIP", "Attention", "CLIPConfig", "LayerNorm", "QuickGELU", "ResidualAttentionBlock", "Transformer",
-    "VisionTransformer", "tokenize",
+    "CLIP", "BlockFactory", "CLIPConfig", "build_clip", "check_video_tower", "custom_clip_config",
+    "infer_clip_config", "load_clip", "load_strict", "model_config_for", "new_clip", "random_clip_state_dict",
+    "OPENAI_RELEASE_SHA256", "CLIPWeightsError", "default_cache_dir", "is_torchscript_archive", "read_state_dict",
+    "read_state_file", "read_torchscript_weights", "resolve_pretrained", "tokenize",
 ]

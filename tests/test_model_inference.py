@@ -1,0 +1,119 @@
+"""`slowfast.inference.VideoClassifier` (the Python API behind tools/demo_net.py), and an open_clip
+backbone run end to end by tools/run_net.py, on synthetic videos."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import open_clip
+import pytest
+import torch
+
+from slowfast.datasets.synthetic import SyntheticSpec, make_synthetic_dataset
+from slowfast.inference import VideoClassifier
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLASSES = ["moving left", "moving right", "moving up"]
+TINY_YAML = """
+_BASE_: {root}/configs/Synthetic/STDD_custom_8x2.yaml
+NUM_GPUS: 0
+OUTPUT_DIR: {out}
+DATA:
+  PATH_TO_DATA_DIR: {data}
+  PATH_PREFIX: {data}
+  INDEX_LABEL_MAPPING_FILE: {data}/index2cls.json
+  NUM_FRAMES: 4
+  SAMPLING_RATE: 4
+  TRAIN_JITTER_SCALES: [32, 32]
+  TRAIN_CROP_SIZE: 32
+  TEST_CROP_SIZE: 32
+DATA_LOADER:
+  NUM_WORKERS: 0
+TRAIN:
+  BATCH_SIZE: 8
+TEST:
+  BATCH_SIZE: 12
+SOLVER:
+  MAX_EPOCH: 1
+MODEL:
+  DETERMINISTIC_TEST_MASKS: True
+  CUSTOM_CLIP:
+    IMAGE_RESOLUTION: 32
+    VISION_WIDTH: 64
+    VISION_LAYERS: 1
+    EMBED_DIM: 32
+    TEXT_WIDTH: 32
+    TEXT_LAYERS: 1
+"""
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    make_synthetic_dataset(str(root), SyntheticSpec(train_per_class=2, val_per_class=1, test_per_class=1,
+                                                    zero_shot_per_class=1, frames=8))
+    cfg = root / "tiny.yaml"
+    cfg.write_text(TINY_YAML.format(root=ROOT, data=root, out=tmp_path_factory.mktemp("out")))
+    return root, cfg
+
+
+@pytest.fixture(scope="module")
+def classifier(synthetic):
+    return VideoClassifier.from_config(str(synthetic[1]))
+
+
+def test_predict_returns_top_k_classes_sorted_by_probability(synthetic, classifier):
+    video = str(synthetic[0] / "videos" / "test" / "moving_left_0000.mp4")
+    preds = classifier.predict(video, CLASSES, top_k=2)
+    assert len(preds) == 2 and {n for n, _ in preds} <= set(CLASSES)
+    assert preds[0][1] >= preds[1][1]
+    full = classifier.predict(video, CLASSES, top_k=3)
+    assert sum(p for _, p in full) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_predict_many_equals_predict_one_by_one_and_caches_the_classifier(synthetic, classifier):
+    videos = [str(synthetic[0] / "videos" / "test" / f"{c.replace(' ', '_')}_0000.mp4") for c in CLASSES]
+    many = classifier.predict_many(videos, CLASSES, top_k=3)
+    cached = classifier._classifiers[tuple(CLASSES)]
+    for video, got in zip(videos, many):
+        want = classifier.predict(video, CLASSES, top_k=3)
+        assert [n for n, _ in got] == [n for n, _ in want]
+        assert torch.allclose(torch.tensor([p for _, p in got]), torch.tensor([p for _, p in want]), atol=1e-5)
+    assert classifier._classifiers[tuple(CLASSES)] is cached
+
+
+def test_api_predict_equals_the_cli_probabilities(synthetic, classifier, tmp_path):
+    video = str(synthetic[0] / "videos" / "test" / "moving_up_0000.mp4")
+    out = tmp_path / "pred.csv"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "demo_net.py"), "--cfg", str(synthetic[1]),
+                           "--video", video, "--classes", ",".join(CLASSES), "--top-k", "3", "--csv", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = next(csv.DictReader(open(out)))
+    cli = {n: float(q) for n, q in (pair.rsplit(":", 1) for pair in row["topk"].split("; "))}
+    api = dict(classifier.predict(video, CLASSES, top_k=3))
+    assert set(cli) == set(api) and all(abs(cli[n] - api[n]) < 1e-4 for n in CLASSES)
+
+
+@pytest.mark.slow
+def test_an_open_clip_model_name_with_an_open_clip_state_dict_trains_and_tests_end_to_end(synthetic, tmp_path):
+    """`MODEL.ARCH <open_clip name> MODEL.CLIP_WEIGHTS <open_clip state dict>`. ViT-B-32 itself is too slow
+    for a CPU test, so a tiny GELU ViT given as an open_clip model-config file stands in for the name."""
+    arch = tmp_path / "tiny-ViT-B-32.json"
+    arch.write_text(json.dumps({"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 64,
+                                                                 "patch_size": 8, "head_width": 32},
+                                "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2,
+                                             "layers": 1}}))
+    torch.manual_seed(0)
+    from slowfast.models.clip.towers import new_clip
+
+    weights = tmp_path / "tiny_open_clip.pt"
+    torch.save(new_clip(json.loads(arch.read_text())).state_dict(), weights)
+    assert "ViT-B-32" in open_clip.list_models()
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "run_net.py"), "--cfg", str(synthetic[1]),
+                           "--opts", "MODEL.ARCH", str(arch), "MODEL.CLIP_WEIGHTS", str(weights), "MODEL.CHANNEL_FOLD", "8",
+                           "OUTPUT_DIR", str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "top-1" in proc.stdout + proc.stderr
