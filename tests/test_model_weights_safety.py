@@ -116,3 +116,22 @@ def test_an_unreadable_archive_is_refused_with_the_conversion_recipe(tmp_path):
     with pytest.raises(Exception, match="torch.jit.load\\('ViT-B-16.pt'") as err:
         read_state_dict(str(path))
     assert not (tmp_path / "never").exists() and "not opened" in str(err.value)
+
+
+def test_weight_average_tool_raw_clip_and_patch_clip_run_nothing(evil, tiny_clip_file, tmp_path):
+    from weight_average_tool import main as average_main
+
+    path, marker = evil
+    sd = torch.load(tiny_clip_file, weights_only=True)
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    for i in (1, 2):
+        state = {"model." + k: v + i for k, v in sd.items()}
+        torch.save({"epoch": i - 1, "model_state": state}, ck / f"checkpoint_epoch_{i:05d}.pyth")
+    assert average_main(["--source-dir", str(ck), "--output-dir", str(tmp_path / "o"), "--include-raw-clip", path]) == 0
+    assert not marker.exists()
+    assert average_main(["--patch", str(ck / "checkpoint_epoch_00002.pyth"), "--clip", path, "--ratio", "0.5",
+                         "--output", str(tmp_path / "patched.pth")]) == 0
+    assert not marker.exists()
+    patched = torch.load(tmp_path / "patched.pth", weights_only=True)["model_state"]
+    torch.testing.assert_close(patched["model.visual.proj"], sd["visual.proj"] + 1.0)  # (sd + (sd + 2)) / 2

@@ -163,8 +163,8 @@ def test_demo_agrees_with_the_test_loop(synthetic, tmp_path):
     mean logit over views. (With the original's shuffled test masks both would be random draws, so the masks
     are made deterministic here.)"""
     from slowfast.config import get_cfg, merge_from_file, merge_from_list
-    from slowfast.engine.classify import classify_videos
     from slowfast.engine.evaluator import test
+    from slowfast.inference import VideoClassifier
 
     root, cfg_path = synthetic
     cfg = get_cfg()
@@ -177,7 +177,8 @@ def test_demo_agrees_with_the_test_loop(synthetic, tmp_path):
     names = json.loads((root / "index2cls.json").read_text())
     classes = [names[str(i)] for i in range(len(names))]
     videos = [str(root / line.split(",")[0]) for line in (root / "test.csv").read_text().split()][:2]
-    preds = classify_videos(cfg, videos, classes, top_k=len(classes))
+    clf = VideoClassifier.from_config(str(cfg_path), opts=["MODEL.DETERMINISTIC_TEST_MASKS", "True"])
+    preds = clf.classify(videos, classes, top_k=len(classes))
     for i, p in enumerate(preds):
         expected = torch.softmax(saved["logits"][i] / saved["num_views"][i], -1)
         got = torch.tensor([dict(p.topk)[c] for c in classes])

@@ -6,7 +6,7 @@
 exist: PySlowFast's AVA, multigrid, MoE and detection options are deliberately absent.
 
 The comment on the line above a key (or at its end) is its documentation; `tools/config_reference.py`
-turns these comments into the README's configuration reference.
+turns these comments into docs/config_reference.md.
 """
 
 from yacs.config import CfgNode

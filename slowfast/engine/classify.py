@@ -1,32 +1,22 @@
-"""Classify your own videos with your own class names (what `tools/demo_net.py` runs).
-
-The videos go through exactly the test loop's path: a temporary CSV and class-index file are written and
-read by the same dataset (same temporal views, crops, normalisation), the model is built and loaded the
-same way (`TEST.CUSTOM_LOAD_FILE`, patching, ...) and the views are combined by `evaluate`. So a video
-gets the same scores here as in `tools/run_net.py` testing.
+"""The input and output side of classifying your own videos: class lists, video lists, the predictions
+CSV and the annotated copy of a video. The scoring itself is `slowfast.inference.VideoClassifier`, which
+runs the test loop's path (same dataset, views, crops and weight loading as `tools/run_net.py` testing).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Optional
 from collections.abc import Sequence
 
 import av
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
-from yacs.config import CfgNode
 
 from slowfast.datasets.prepare import VIDEO_EXTENSIONS
-from slowfast.datasets.loader import build_loader
-from slowfast.models import build_model
-from slowfast.engine.evaluator import evaluate, load_test_weights
 from slowfast.errors import UserError
 from slowfast.utils.atomic import atomic_output, atomic_path
 
@@ -74,45 +64,6 @@ def list_videos(path: str) -> list[str]:
             raise ClassifyError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) in folder {path}")
         return videos
     raise ClassifyError(f"video not found: {path}")
-
-
-def classify_videos(cfg: CfgNode, videos: Sequence[str], class_names: Sequence[str], top_k: int = 5
-                    ) -> list[Prediction]:
-    """Scores of every video against `class_names`, with `cfg`'s model, weights and test-time views."""
-    if any("," in v for v in videos):
-        bad = next(v for v in videos if "," in v)
-        raise ClassifyError(f"video path contains ',' which the list format cannot hold: {bad}")
-    with tempfile.TemporaryDirectory(prefix="stdd-classify-") as tmp:
-        with open(os.path.join(tmp, "test.csv"), "w", encoding="utf-8") as f:
-            f.writelines(f"{v},0\n" for v in videos)
-        index_file = os.path.join(tmp, "index2cls.json")
-        with open(index_file, "w", encoding="utf-8") as f:
-            json.dump({str(i): n for i, n in enumerate(class_names)}, f)
-        c = cfg.clone()
-        c.defrost()
-        c.DATA.PATH_TO_DATA_DIR, c.DATA.PATH_PREFIX, c.DATA.PATH_LABEL_SEPARATOR = tmp, "", ","
-        c.DATA.INDEX_LABEL_MAPPING_FILE = index_file
-        c.MODEL.NUM_CLASSES = len(class_names)
-        c.TEST.OPENSET = False
-        c.freeze()
-        model = build_model(c)
-        load_test_weights(c, model)
-        loader = build_loader(c, "test")
-        out = evaluate(c, model, loader, split="classify", desc="classify")
-    res = out["results"]
-    reasons = {int(v): r for v, _, r in out["unreadable"]}
-    k = min(top_k, len(class_names))
-    preds: dict[int, Prediction] = {}
-    for i, vi in enumerate(res.video_index.tolist()):
-        logits = res.logits[i].float()
-        if cfg.DATA.ENSEMBLE_METHOD == "sum":
-            logits = logits / max(1, int(res.num_views[i]))  # mean logit over views: the scale of one view
-        probs = torch.softmax(logits, dim=-1)
-        p, idx = probs.topk(k)
-        preds[vi] = Prediction(videos[vi], True, [(class_names[j], float(q)) for q, j in zip(p.tolist(), idx.tolist())])
-    for vi in res.unreadable:
-        preds[int(vi)] = Prediction(videos[int(vi)], False, [], reasons.get(int(vi), "could not be decoded"))
-    return [preds[i] for i in sorted(preds)]
 
 
 def write_predictions_csv(predictions: Sequence[Prediction], path: str) -> None:

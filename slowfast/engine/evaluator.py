@@ -23,10 +23,10 @@ from yacs.config import CfgNode
 from slowfast.averaging import patch_state_dict
 from slowfast.datasets.loader import build_loader
 from slowfast.engine.common import amp_settings, seed_everything
-from slowfast.models import build_model
+from slowfast.models import build_model, clip_weights_from_cfg
 from slowfast.engine.meters import ViewRecords, aggregate_views, classification_metrics
 from slowfast.errors import UserError
-from slowfast.models.clip import CLIPWeightsError, read_state_dict
+from slowfast.models.clip import CLIPWeightsError
 from slowfast.utils import checkpoint as cu
 from slowfast.utils import distributed as du
 from slowfast.utils import logging as lu
@@ -105,7 +105,7 @@ def _patch_clip_state(cfg, initial_clip: dict[str, torch.Tensor]) -> dict[str, t
     if not path:
         return initial_clip
     try:
-        return read_state_dict(path)
+        return clip_weights_from_cfg(cfg, path).state_dict  # a file, an open_clip tag or hf-hub:ORG/NAME
     except CLIPWeightsError:
         ckpt = cu.read_checkpoint(path)
         if "model_state" not in ckpt:

@@ -27,11 +27,10 @@ from yacs.config import CfgNode
 from slowfast.datasets.loader import reseed_for_epoch
 from slowfast.datasets.loader import build_loader
 from slowfast.engine.common import amp_settings, seed_everything
-from slowfast.models import build_model
+from slowfast.models import build_model, clip_weights_from_cfg
 from slowfast.engine.evaluator import evaluate
 from slowfast.engine.meters import TrainMeter, device_memory_mb, peak_ram_gb
 from slowfast.errors import UserError
-from slowfast.models.clip import read_state_dict
 from slowfast.models.losses import get_loss_func
 from slowfast.models.optimizer import construct_optimizer
 from slowfast.utils import checkpoint as cu
@@ -92,7 +91,8 @@ class LinearConnectClimb:
 
 def _build_climb(cfg: CfgNode, model: nn.Module, initial_clip: Optional[dict], trainable: list[nn.Parameter]
                  ) -> LinearConnectClimb:
-    clip_state = read_state_dict(cfg.TRAIN.CLIP_ORI_PATH) if cfg.TRAIN.CLIP_ORI_PATH else (initial_clip or {})
+    # TRAIN.CLIP_ORI_PATH takes the forms MODEL.CLIP_WEIGHTS does (a file, an open_clip tag, hf-hub:ORG/NAME).
+    clip_state = clip_weights_from_cfg(cfg, cfg.TRAIN.CLIP_ORI_PATH).state_dict if cfg.TRAIN.CLIP_ORI_PATH else (initial_clip or {})
     return LinearConnectClimb(model.model, clip_state, trainable, cfg.TRAIN.LINEAR_CONNECT_SAMPLE_L,
                               cfg.TRAIN.LINEAR_CONNECT_SAMPLE_R, cfg.TRAIN.LINEAR_CONNECT_LOSS_RATIO)
 
