@@ -3,7 +3,9 @@ the model and the loaders with user mistakes reported as one-line `UserError`s."
 
 from __future__ import annotations
 
+import os
 import random
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,9 +22,13 @@ from slowfast.models import build_model
 from slowfast.models.clip import CLIPWeightsError
 from slowfast.models.temporal_ops import TemporalOpError
 from slowfast.text.features import TextFeatureError
+from slowfast.utils import checkpoint as cu
+from slowfast.utils import distributed as du
+from slowfast.utils.atomic import atomic_write_text
 from slowfast.utils.seeding import derive_seed
 
-__all__ = ["seed_everything", "amp_settings", "autocast_dtype", "MIXED_PRECISION_DTYPES", "user_errors", "build_model_checked", "build_loader_checked"]
+__all__ = ["seed_everything", "amp_settings", "autocast_dtype", "MIXED_PRECISION_DTYPES", "user_errors", "build_model_checked", "build_loader_checked",
+           "prepare_output_dir", "write_run_config", "preflight", "check_top_k"]
 
 # Errors of the model and text layers that describe the user's input but do not derive from UserError
 # yet. Listed here, in one place, until those classes derive from UserError themselves.
@@ -83,3 +89,69 @@ def build_loader_checked(cfg: CfgNode, split: str) -> DataLoader:
     """`slowfast.datasets.build_loader(cfg, split)`, with user mistakes (CSV files) as `UserError`s."""
     with user_errors():
         return build_loader(cfg, split)
+
+
+def _make_writable_dir(path: str, key: str) -> None:
+    """Create `path` and prove a file can be written there; a one-line UserError otherwise."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test.", suffix=".tmp")
+        os.close(fd)
+        os.remove(probe)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"{key} {path} cannot be created: a regular file is in the way") from None
+    except OSError as e:
+        raise UserError(f"{key} {path} is not writable ({e.strerror or type(e).__name__})") from None
+
+
+def write_run_config(cfg: CfgNode) -> str:
+    """Write the merged config to OUTPUT_DIR/config.yaml (atomically, rank 0); returns the path.
+
+    It is the record of what a run did, and what `TEST.CHECKPOINT_FILE_PATH` users compare against.
+    """
+    path = os.path.join(cfg.OUTPUT_DIR, "config.yaml")
+    if du.is_master():
+        atomic_write_text(path, cfg.dump())
+    return path
+
+
+def prepare_output_dir(cfg: CfgNode, training: bool) -> None:
+    """Create OUTPUT_DIR (and its checkpoint folder when training), check both are writable, and write
+    OUTPUT_DIR/config.yaml: an unusable output folder stops the run before any work, not after an epoch."""
+    if du.is_master():
+        _make_writable_dir(cfg.OUTPUT_DIR, "OUTPUT_DIR")
+        if training:
+            _make_writable_dir(cu.checkpoint_dir(cfg.OUTPUT_DIR), "checkpoint folder")
+    write_run_config(cfg)
+
+
+def _check_gpus(cfg: CfgNode) -> None:
+    du.check_devices(cfg)
+
+
+def _check_test_list(cfg: CfgNode) -> None:
+    """The test list of a train-then-test run is read before training: an empty or malformed list would
+    otherwise stop the run only after the last epoch."""
+    from slowfast.datasets.csv_dataset import read_video_csv
+    from slowfast.datasets.loader import dataset_csv_path
+
+    read_video_csv(dataset_csv_path(cfg, "test"), cfg.DATA.PATH_LABEL_SEPARATOR, "")
+
+
+def preflight(cfg: CfgNode) -> None:
+    """Checks that need the machine or the files rather than the config alone, done once in the
+    launching process before any process is spawned or model built (each fails with one line)."""
+    _check_gpus(cfg)
+    prepare_output_dir(cfg, training=cfg.TRAIN.ENABLE)
+    if cfg.TRAIN.ENABLE and cfg.TEST.ENABLE:
+        _check_test_list(cfg)
+
+
+def check_top_k(top_k: int, num_classes: int | None = None) -> int:
+    """`top_k` for a prediction list: a positive int (capped at `num_classes`); UserError otherwise.
+
+    Shared by the command-line tools that print the k best classes (e.g. `tools/demo_net.py --top-k`).
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0:
+        raise UserError(f"--top-k must be a positive integer, got {top_k!r}")
+    return min(top_k, num_classes) if num_classes else top_k

@@ -25,7 +25,8 @@ import torch.nn as nn
 from yacs.config import CfgNode
 
 from slowfast.datasets.loader import reseed_for_epoch
-from slowfast.engine.common import amp_settings, build_loader_checked, build_model_checked, seed_everything
+from slowfast.engine.common import (amp_settings, build_loader_checked, build_model_checked, prepare_output_dir,
+                                   seed_everything)
 from slowfast.engine.evaluator import evaluate
 from slowfast.engine.meters import TrainMeter, device_memory_mb, peak_ram_gb
 from slowfast.errors import UserError
@@ -110,7 +111,7 @@ def _resume(cfg, model, optimizer, scaler) -> tuple[int, Optional[str]]:
     if cfg.TRAIN.AUTO_RESUME:
         path = cu.last_checkpoint(cfg.OUTPUT_DIR)
         if path:
-            epoch = cu.load_checkpoint(path, model, optimizer, scaler, strict=True)
+            epoch = cu.load_checkpoint(path, model, optimizer, scaler, strict=True, cfg=cfg)
             logger.info("resumed from %s (epoch %d done)", path, epoch + 1)
             return epoch + 1, path
     if cfg.TRAIN.CHECKPOINT_FILE_PATH:
@@ -308,8 +309,9 @@ def train(cfg: CfgNode) -> dict:
 
     Runs on one process or, inside `launch_job`, on each process of a distributed group.
     """
+    prepare_output_dir(cfg, training=True)
     lu.setup_logging(cfg.OUTPUT_DIR, du.is_master())
-    os.makedirs(cu.checkpoint_dir(cfg.OUTPUT_DIR), exist_ok=True)
+    cu.remove_stale_temps(cfg.OUTPUT_DIR)
     parts, start_epoch, resumed_from = _setup(cfg)
     val_loader = build_loader_checked(cfg, "val") if _val_csv_exists(cfg) else None
     if val_loader is None:
