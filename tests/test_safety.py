@@ -23,7 +23,7 @@ from slowfast.engine.zero_shot import run_protocol
 from slowfast.errors import UserError, one_line
 from slowfast.utils import checkpoint as cu
 from slowfast.utils.class_index import ClassIndexError, read_class_names
-from test_engine_run import _cfg, _opts, tiny_data  # noqa: F401  (tiny_data is a fixture)
+from test_engine_run import _cfg, _free_port, _opts, tiny_data  # noqa: F401  (tiny_data is a fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_NET = os.path.join(ROOT, "tools", "run_net.py")
@@ -327,3 +327,53 @@ def test_temporary_files_of_a_killed_checkpoint_save_are_removed_at_the_next_sta
         f.write(b"half a checkpoint")
     train(_cfg(tiny_data, out, **ONE_EPOCH))
     assert sorted(os.listdir(cu.checkpoint_dir(out))) == ["checkpoint_epoch_00001.pyth"]
+
+
+def _spawned_children(pid: int) -> list[int]:
+    """Pids of the worker processes `multiprocessing` spawned from `pid` (Linux /proc), oldest first."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+    found = []
+    for c in children:
+        try:
+            with open(f"/proc/{c}/cmdline", "rb") as f:
+                if b"spawn_main" in f.read():
+                    found.append(c)
+        except OSError:
+            continue
+    return sorted(found)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="finds the worker processes through /proc")
+def test_a_killed_process_ends_a_multi_process_run_naming_rank_signal_and_checkpoint(tiny_data, tmp_path):  # noqa: F811
+    out = str(tmp_path / "o")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
+    opts = _opts(tiny_data, out, **{"NUM_CPU_PROCS": 2, "SOLVER.MAX_EPOCH": 100, "TEST.ENABLE": False,
+                                    "TRAIN.EVAL_PERIOD": 100})
+    proc = subprocess.Popen([sys.executable, RUN_NET, "--init_method", f"tcp://127.0.0.1:{_free_port()}",
+                             "--opts", *opts], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 180
+        while not os.path.exists(cu.checkpoint_path(out, 0)) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        workers = _spawned_children(proc.pid)
+        assert len(workers) == 2 and os.path.exists(cu.checkpoint_path(out, 0)), "the run did not get going"
+        os.kill(workers[1], signal.SIGKILL)  # spawned second: local rank 1
+        t0 = time.time()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert time.time() - t0 < 20
+    # torch and the resource tracker add warnings of their own; ours is the one "error:" line.
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 1 and len(errors) == 1, err
+    assert errors[0].startswith("error: process of rank 1 was killed by SIGKILL")
+    assert "resume from " + os.path.join(cu.checkpoint_dir(out), "checkpoint_epoch_") in errors[0]
+    assert "Traceback" not in err
+    # The failure-log folder of a dataset exists only once a video fails: a killed run leaves none.
+    assert not [n for n in os.listdir(tmp_path) if n.startswith("stdd-video-failures-")]

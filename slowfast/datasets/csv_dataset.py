@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import secrets
 import shutil
 import tempfile
 import weakref
@@ -180,7 +181,10 @@ class VideoCSVDataset(Dataset):
         self.num_retries = num_retries
         self.multi_thread_decode = multi_thread_decode
         self._failed_paths: set[str] = set()
-        log_dir = tempfile.mkdtemp(prefix="stdd-video-failures-")
+        # The folder is created by the first failure only, so a run without broken videos leaves nothing
+        # behind even when it is killed (SIGKILL runs no clean-up); it is removed with the dataset, at exit
+        # and on Ctrl-C (a KeyboardInterrupt unwinds normally).
+        log_dir = os.path.join(tempfile.gettempdir(), f"stdd-video-failures-{os.getpid()}-{secrets.token_hex(6)}")
         self._failure_log = os.path.join(log_dir, "failures.tsv")
         weakref.finalize(self, _remove_dir_if_owner, log_dir, os.getpid())
         self._cache_key = None  # video index of the views in _cache_value (test mode)
@@ -278,6 +282,7 @@ class VideoCSVDataset(Dataset):
             return
         reason = " ".join(e.reason.split())  # one line, no tabs
         try:
+            os.makedirs(os.path.dirname(self._failure_log), exist_ok=True)
             with open(self._failure_log, "a", encoding="utf-8") as f:
                 f.write(f"{e.path}\t{reason}\n")  # one small append: atomic between processes
         except OSError:
