@@ -18,9 +18,8 @@ from slowfast.config import ConfigError, assert_and_infer_cfg, get_cfg, merge_fr
 from slowfast.datasets.csv_dataset import DatasetFileError, VideoCSVDataset, read_video_csv
 from slowfast.engine import test as run_test
 from slowfast.engine import train
-from slowfast.engine.common import check_top_k
 from slowfast.engine.zero_shot import run_protocol
-from slowfast.errors import UserError, one_line
+from slowfast.errors import UserError
 from slowfast.utils import checkpoint as cu
 from slowfast.utils.class_index import ClassIndexError, read_class_names
 from test_engine_run import _cfg, _free_port, _opts, tiny_data  # noqa: F401  (tiny_data is a fixture)
@@ -230,6 +229,8 @@ def test_a_base_file_that_includes_itself_is_one_line(tmp_path):
 
 
 def test_top_k_must_be_positive():
+    from slowfast.engine.common import check_top_k
+
     for bad in (0, -3):
         with pytest.raises(UserError, match="--top-k must be a positive integer"):
             check_top_k(bad)
@@ -248,6 +249,8 @@ def test_every_training_video_broken_is_one_line(tiny_data, tmp_path):  # noqa: 
 
 
 def test_an_error_from_a_data_loader_worker_is_shown_as_its_original_message():
+    from slowfast.errors import one_line
+
     wrapped = UserError("Caught UnreadableVideosError in DataLoader worker process 0.\nOriginal Traceback (most "
                         "recent call last):\n  File \"x.py\", line 1, in f\nslowfast.datasets.csv_dataset."
                         "UnreadableVideosError: train.csv: 3 videos in a row could not be decoded\n")
