@@ -28,7 +28,7 @@ from slowfast.utils.atomic import atomic_write_text
 from slowfast.utils.seeding import derive_seed
 
 __all__ = ["seed_everything", "amp_settings", "autocast_dtype", "MIXED_PRECISION_DTYPES", "user_errors", "build_model_checked", "build_loader_checked",
-           "prepare_output_dir", "write_run_config", "preflight", "check_top_k"]
+           "prepare_output_dir", "write_run_config", "preflight", "check_top_k", "check_test_list"]
 
 # Errors of the model and text layers that describe the user's input but do not derive from UserError
 # yet. Listed here, in one place, until those classes derive from UserError themselves.
@@ -129,9 +129,9 @@ def _check_gpus(cfg: CfgNode) -> None:
     du.check_devices(cfg)
 
 
-def _check_test_list(cfg: CfgNode) -> None:
-    """The test list of a train-then-test run is read before training: an empty or malformed list would
-    otherwise stop the run only after the last epoch."""
+def check_test_list(cfg: CfgNode) -> None:
+    """The test list of a train-then-test run is read before training (`train` calls this once the model
+    is built): an empty or malformed list would otherwise stop the run only after the last epoch."""
     from slowfast.datasets.csv_dataset import read_video_csv
     from slowfast.datasets.loader import dataset_csv_path
 
@@ -143,8 +143,6 @@ def preflight(cfg: CfgNode) -> None:
     launching process before any process is spawned or model built (each fails with one line)."""
     _check_gpus(cfg)
     prepare_output_dir(cfg, training=cfg.TRAIN.ENABLE)
-    if cfg.TRAIN.ENABLE and cfg.TEST.ENABLE:
-        _check_test_list(cfg)
 
 
 def check_top_k(top_k: int, num_classes: int | None = None) -> int:

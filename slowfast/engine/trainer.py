@@ -25,8 +25,8 @@ import torch.nn as nn
 from yacs.config import CfgNode
 
 from slowfast.datasets.loader import reseed_for_epoch
-from slowfast.engine.common import (amp_settings, build_loader_checked, build_model_checked, prepare_output_dir,
-                                   seed_everything)
+from slowfast.engine.common import (amp_settings, build_loader_checked, build_model_checked, check_test_list,
+                                   prepare_output_dir, seed_everything, user_errors)
 from slowfast.engine.evaluator import evaluate
 from slowfast.engine.meters import TrainMeter, device_memory_mb, peak_ram_gb
 from slowfast.errors import UserError
@@ -313,6 +313,9 @@ def train(cfg: CfgNode) -> dict:
     lu.setup_logging(cfg.OUTPUT_DIR, du.is_master())
     cu.remove_stale_temps(cfg.OUTPUT_DIR)
     parts, start_epoch, resumed_from = _setup(cfg)
+    if cfg.TEST.ENABLE:
+        with user_errors():
+            check_test_list(cfg)
     val_loader = build_loader_checked(cfg, "val") if _val_csv_exists(cfg) else None
     if val_loader is None:
         logger.warning("no val.csv in %s: validation during training is skipped", cfg.DATA.PATH_TO_DATA_DIR)
