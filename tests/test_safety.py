@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the tiny_data fixture is imported, then named as a test argument)
 """Checkpoints know their model, bad input stops early on one line, and nothing the user made is lost.
 
 The runs use the tiny model and videos of test_engine_run.py.
@@ -14,7 +15,6 @@ import pytest
 import torch
 import yaml
 
-from slowfast.config import ConfigError, assert_and_infer_cfg, get_cfg, merge_from_list
 from slowfast.datasets.csv_dataset import DatasetFileError, VideoCSVDataset, read_video_csv
 from slowfast.engine import test as run_test
 from slowfast.engine import train
@@ -31,7 +31,7 @@ ONE_EPOCH = {"SOLVER.MAX_EPOCH": 1, "TEST.ENABLE": False, "TRAIN.EVAL_PERIOD": 1
 
 
 @pytest.fixture(scope="module")
-def stdd_run(tiny_data, tmp_path_factory):  # noqa: F811
+def stdd_run(tiny_data, tmp_path_factory):
     """OUTPUT_DIR of a one-epoch run of the STDD operator (stcross_attend, TEMPORAL_SCALE [1, 2])."""
     out = str(tmp_path_factory.mktemp("stdd_run"))
     train(_cfg(tiny_data, out, **ONE_EPOCH))
@@ -134,7 +134,7 @@ def test_averaged_and_patched_files_store_the_training_config(stdd_run, tmp_path
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without GPUs")
-def test_num_gpus_above_the_gpus_present_fails_before_any_process(tiny_data, tmp_path):  # noqa: F811
+def test_num_gpus_above_the_gpus_present_fails_before_any_process(tiny_data, tmp_path):
     out = tmp_path / "o"
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, RUN_NET, "--opts", *_opts(tiny_data, str(out), NUM_GPUS=2)],
@@ -145,7 +145,7 @@ def test_num_gpus_above_the_gpus_present_fails_before_any_process(tiny_data, tmp
     assert not out.exists()
 
 
-def test_wrong_path_prefix_names_the_prefix_tried_and_what_exists(tiny_data, tmp_path):  # noqa: F811
+def test_wrong_path_prefix_names_the_prefix_tried_and_what_exists(tiny_data, tmp_path):
     wrong = tmp_path / "prefix"
     wrong.mkdir()
     (wrong / "clips").mkdir()
@@ -166,7 +166,7 @@ def _broken_test_list(folder, n: int = 2) -> str:
     return str(folder)
 
 
-def test_a_test_with_no_readable_video_exits_nonzero_and_writes_no_nan(tiny_data, tmp_path):  # noqa: F811
+def test_a_test_with_no_readable_video_exits_nonzero_and_writes_no_nan(tiny_data, tmp_path):
     data = _broken_test_list(tmp_path / "data")
     out = tmp_path / "o"
     opts = _opts(data, str(out), **{"TRAIN.ENABLE": False, "DATA.PATH_PREFIX": "",
@@ -177,7 +177,7 @@ def test_a_test_with_no_readable_video_exits_nonzero_and_writes_no_nan(tiny_data
     assert metrics["top1_acc"] is None and metrics["num_unreadable"] == 2
 
 
-def test_an_empty_test_list_stops_a_train_and_test_run_before_training(tiny_data, tmp_path):  # noqa: F811
+def test_an_empty_test_list_stops_a_train_and_test_run_before_training(tiny_data, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     for name in ("train.csv", "index2cls.json"):
@@ -189,7 +189,7 @@ def test_an_empty_test_list_stops_a_train_and_test_run_before_training(tiny_data
     assert cu.list_checkpoints(str(out)) == []
 
 
-def test_an_output_dir_under_a_regular_file_is_one_line(tiny_data, tmp_path):  # noqa: F811
+def test_an_output_dir_under_a_regular_file_is_one_line(tiny_data, tmp_path):
     (tmp_path / "file").write_text("x")
     out = tmp_path / "file" / "run"
     msg = _run_net_main(["--opts", *_opts(tiny_data, str(out))])
@@ -197,7 +197,7 @@ def test_an_output_dir_under_a_regular_file_is_one_line(tiny_data, tmp_path):  #
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_an_unwritable_output_dir_is_refused_before_training(tiny_data, tmp_path):  # noqa: F811
+def test_an_unwritable_output_dir_is_refused_before_training(tiny_data, tmp_path):
     out = tmp_path / "ro"
     out.mkdir()
     out.chmod(0o555)
@@ -237,7 +237,7 @@ def test_top_k_must_be_positive():
     assert check_top_k(5, num_classes=3) == 3
 
 
-def test_every_training_video_broken_is_one_line(tiny_data, tmp_path):  # noqa: F811
+def test_every_training_video_broken_is_one_line(tiny_data, tmp_path):
     data = _broken_test_list(tmp_path / "data", n=4)
     os.replace(os.path.join(data, "test.csv"), os.path.join(data, "train.csv"))
     opts = _opts(data, str(tmp_path / "o"), **{"TEST.ENABLE": False, "DATA.PATH_PREFIX": "",
@@ -309,7 +309,7 @@ def test_patching_refuses_an_output_equal_to_its_input(tmp_path, tiny_clip_file)
     assert open(ckpt, "rb").read() == before
 
 
-def test_zero_shot_writes_its_summary_when_a_split_has_no_readable_video(tiny_data, tmp_path):  # noqa: F811
+def test_zero_shot_writes_its_summary_when_a_split_has_no_readable_video(tiny_data, tmp_path):
     root = _broken_test_list(tmp_path / "k400")
     with open(os.path.join(tiny_data, "index2cls.json")) as f:
         (tmp_path / "k400" / "index2cls.json").write_text(f.read())
@@ -322,7 +322,7 @@ def test_zero_shot_writes_its_summary_when_a_split_has_no_readable_video(tiny_da
     assert "no readable video" in (out / "zero_shot_k400.md").read_text()
 
 
-def test_temporary_files_of_a_killed_checkpoint_save_are_removed_at_the_next_start(tiny_data, tmp_path):  # noqa: F811
+def test_temporary_files_of_a_killed_checkpoint_save_are_removed_at_the_next_start(tiny_data, tmp_path):
     out = str(tmp_path / "o")
     os.makedirs(cu.checkpoint_dir(out))
     stray = os.path.join(cu.checkpoint_dir(out), ".checkpoint_epoch_00001.pyth.k2j4h5_x.tmp")
@@ -352,7 +352,7 @@ def _spawned_children(pid: int) -> list[int]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="finds the worker processes through /proc")
-def test_a_killed_process_ends_a_multi_process_run_naming_rank_signal_and_checkpoint(tiny_data, tmp_path):  # noqa: F811
+def test_a_killed_process_ends_a_multi_process_run_naming_rank_signal_and_checkpoint(tiny_data, tmp_path):
     out = str(tmp_path / "o")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
     opts = _opts(tiny_data, out, **{"NUM_CPU_PROCS": 2, "SOLVER.MAX_EPOCH": 100, "TEST.ENABLE": False,
