@@ -7,7 +7,6 @@ NUM_SHARDS / SHARD_ID (--num_shards / --shard_id) and --init_method tcp://host:p
 A configuration error, or missing weights or data, is printed as one line and the exit code is non-zero.
 """
 
-import functools
 import os
 import sys
 
@@ -31,7 +30,7 @@ def main(argv=None) -> int:
 
         preflight(cfg)
         if cfg.TRAIN.ENABLE:
-            launch_job(cfg, args.init_method, functools.partial(train, test_after=cfg.TEST.ENABLE))
+            launch_job(cfg, args.init_method, train)
         if cfg.TEST.ENABLE:
             launch_job(cfg, args.init_method, test)
     except UserError as e:

@@ -304,18 +304,18 @@ def _save(cfg: CfgNode, parts: TrainParts, epoch: int) -> str:
     return cu.checkpoint_path(cfg.OUTPUT_DIR, epoch)
 
 
-def train(cfg: CfgNode, test_after: bool = False) -> dict:
+def train(cfg: CfgNode) -> dict:
     """Train as configured; returns {"epochs": [per-epoch stats], "best_val_top1", "last_checkpoint", ...}.
 
-    Runs on one process or, inside `launch_job`, on each process of a distributed group. `test_after`
-    (a test follows, as in `tools/run_net.py`): the test list is read once the model is built, before the
-    first epoch, so that an empty or malformed list does not stop the run only after training.
+    Runs on one process or, inside `launch_job`, on each process of a distributed group. With
+    TEST.ENABLE (a test follows, as in `tools/run_net.py`) the test list is read once the model is built,
+    before the first epoch, so that an empty or malformed list does not stop the run only after training.
     """
     prepare_output_dir(cfg, training=True)
     lu.setup_logging(cfg.OUTPUT_DIR, du.is_master())
     cu.remove_stale_temps(cfg.OUTPUT_DIR)
     parts, start_epoch, resumed_from = _setup(cfg)
-    if test_after:
+    if cfg.TEST.ENABLE:
         with user_errors():
             check_test_list(cfg)
     val_loader = build_loader_checked(cfg, "val") if _val_csv_exists(cfg) else None
