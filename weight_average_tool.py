@@ -6,7 +6,8 @@ Averaging (the default mode), e.g. the paper's uniform average of epochs 2..22:
     python weight_average_tool.py --source-dir OUTPUT_DIR/checkpoints --output-dir D \\
         --start 2 --end 22 --methods swa gwa bwa ewa
 
-writes D/swa_2_22.pth, D/gwa_2_22.pth, ... in one streaming pass over the checkpoints (memory: about
+writes D/swa_2_22.pth, D/gwa_2_22.pth, ... (named after the first and last epoch really averaged) in one
+streaming pass over the checkpoints (memory: about
 one model state per method plus one checkpoint, whatever the number of checkpoints). Test the result
 with `TEST.CUSTOM_LOAD True TEST.CUSTOM_LOAD_FILE D/swa_2_22.pth`.
 
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     avg.add_argument("--beta-a", type=float, default=0.5, help="bwa: Beta a, evaluated at (rank+0.5)/n over the n present files (default 0.5)")
     avg.add_argument("--beta-b", type=float, default=0.5, help="bwa: Beta b (default 0.5)")
     avg.add_argument("--ewa-decay", type=float, default=0.9, help="ewa: theta <- d*theta + (1-d)*theta_i in id order (default 0.9)")
+    avg.add_argument("--skip-unreadable", action="store_true",
+                     help="average the readable checkpoints of the range and note the unreadable ones (default: an "
+                          "unreadable checkpoint inside the range stops the tool, naming it)")
     avg.add_argument("--dry-run", action="store_true", help="print the files and each method's weights; write nothing")
     pat = p.add_argument_group("patching (selected by --patch)")
     pat.add_argument("--patch", metavar="CKPT", default=None, help="checkpoint or averaged file whose model_state is patched")
@@ -92,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.source_dir is None or (args.output_dir is None and not args.dry_run):
             parser.error("averaging needs --source-dir and --output-dir (or --patch CKPT for patching)")
         params = SchemeParams(args.gauss_mu, args.gauss_sigma, args.beta_a, args.beta_b, args.ewa_decay)
-        plan = plan_averaging(args.source_dir, args.methods, args.start, args.end, args.keys, args.include_raw_clip, params)
+        plan = plan_averaging(args.source_dir, args.methods, args.start, args.end, args.keys, args.include_raw_clip,
+                              params,
+                              skip_unreadable=args.skip_unreadable)
         for note in plan.notes:
             log(note)
         log(format_plan(plan))

@@ -304,16 +304,21 @@ def _check_args(methods: list[str], keys: str, start: Optional[int], end: Option
     params.check()
 
 
-def _scan_checkpoints(candidates: list[Source], notes: list[str]
+def _scan_checkpoints(candidates: list[Source], notes: list[str], skip_unreadable: bool = False
                       ) -> tuple[list[Source], Optional[dict[str, TensorSpec]], str]:
-    """(readable checkpoints, key layout of the first, its path); unreadable files get a note, and a
-    checkpoint whose layout or epoch entry disagrees stops the plan."""
+    """(readable checkpoints, key layout of the first, its path). An unreadable checkpoint in the range
+    stops the plan (a truncated epoch would otherwise silently change the average), unless
+    `skip_unreadable`, which notes it; a checkpoint whose layout or epoch entry disagrees stops the plan."""
     checkpoints: list[Source] = []
     reference: Optional[dict[str, TensorSpec]] = None
     ref_path = ""
     for src in candidates:
         state, epoch, reason = _read_model_state(src.path)
         if state is None:
+            if not skip_unreadable:
+                raise WeightAveragingError(
+                    f"{src.path} (epoch {src.id}, inside the range) is not a usable checkpoint: {reason}; "
+                    "restore it, narrow --start/--end, or pass --skip-unreadable to average the others")
             notes.append(f"ignored {src.path}: {reason}")
             continue
         if epoch is not None and epoch + 1 != src.id:
@@ -364,6 +369,7 @@ def plan_averaging(
     keys: str = "all",
     raw_clip: Optional[str] = None,
     params: SchemeParams = SchemeParams(),
+    skip_unreadable: bool = False,
 ) -> AveragingPlan:
     """Open (memory-mapped) and check every selected checkpoint, pick the keys, compute the weights.
 
@@ -374,7 +380,7 @@ def plan_averaging(
     methods = list(dict.fromkeys(methods))
     _check_args(methods, keys, start, end, params)
     candidates, notes = find_checkpoints(source_dir, start, end)
-    checkpoints, reference, ref_path = _scan_checkpoints(candidates, notes)
+    checkpoints, reference, ref_path = _scan_checkpoints(candidates, notes, skip_unreadable)
     if reference is None:
         rng = f"ids {start if start is not None else 'first'}..{end if end is not None else 'last'}"
         raise WeightAveragingError(f"no readable checkpoint_epoch_NNNNN.pyth files for {rng} in {source_dir}")
@@ -392,9 +398,32 @@ def plan_averaging(
         sources=sources, methods=methods, weights=weights,
         checkpoint_weights={m: _renormalised(w, is_ckpt) for m, w in weights.items()}, keys_mode=keys,
         averaged_keys=_select_keys(reference, keys, clip_keys), clip_keys=clip_keys, reference=reference,
-        params=params, start=start if start is not None else checkpoints[0].id,
-        end=end if end is not None else checkpoints[-1].id, notes=notes,
+        params=params, start=checkpoints[0].id, end=checkpoints[-1].id,
+        notes=notes + _gap_notes(checkpoints, start, end),
     )
+
+
+def _gap_notes(checkpoints: list[Source], start: Optional[int], end: Optional[int]) -> list[str]:
+    """Say which epochs of the requested range have no checkpoint. The outputs are named after the first
+    and last epoch really averaged, so `--start 2 --end 22` over epochs 1..2 writes `swa_2_2.pth`."""
+    ids = [s.id for s in checkpoints]
+    lo, hi = (start if start is not None else ids[0]), (end if end is not None else ids[-1])
+    missing = sorted(set(range(lo, hi + 1)) - set(ids))
+    if not missing:
+        return []
+    return [f"note: no checkpoint for epochs {_ranges(missing)} of {lo}..{hi}; averaging epochs {_ranges(ids)}, "
+            f"named {ids[0]}_{ids[-1]}"]
+
+
+def _ranges(ids: list[int]) -> str:
+    """[1, 2, 3, 5, 7, 8] -> "1-3, 5, 7-8"."""
+    parts: list[str] = []
+    for i in ids:
+        if parts and parts[-1][1] == i - 1:
+            parts[-1][1] = i
+        else:
+            parts.append([i, i])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in parts)
 
 
 def format_plan(plan: AveragingPlan) -> str:
@@ -492,6 +521,17 @@ def _meta(plan: AveragingPlan, method: str) -> dict:
     }
 
 
+def _stored_config(path: str) -> Optional[str]:
+    """The "cfg" entry (the training config, YAML) of a checkpoint, carried into the files made from it so
+    that testing them checks the model keys as for the checkpoint itself; None when it has none."""
+    try:
+        obj = _load_mmap(path)
+    except Exception:  # the file was readable when planned; a later failure shows in the model state
+        return None
+    cfg = obj.get("cfg") if isinstance(obj, Mapping) else None
+    return cfg if isinstance(cfg, str) else None
+
+
 def run_averaging(plan: AveragingPlan, output_dir: str, log: Callable[[str], None] = logger.info) -> list[str]:
     """Average as planned and write `{method}_{start}_{end}.pth` per scheme into `output_dir`; the paths.
 
@@ -500,6 +540,7 @@ def run_averaging(plan: AveragingPlan, output_dir: str, log: Callable[[str], Non
     """
     sums = accumulate(plan)
     last = _load_source(plan.checkpoints[-1])
+    cfg = _stored_config(plan.checkpoints[-1].path)
     os.makedirs(output_dir, exist_ok=True)
     written = []
     for method in plan.methods:
@@ -512,7 +553,7 @@ def run_averaging(plan: AveragingPlan, output_dir: str, log: Callable[[str], Non
                 state[key] = last[key]
         path = os.path.join(output_dir, plan.output_name(method))
         _remove_stale_temps(path, log)
-        atomic_torch_save({"model_state": state, "meta": _meta(plan, method)}, path)
+        atomic_torch_save({"model_state": state, "meta": _meta(plan, method), "cfg": cfg}, path)
         log(f"wrote {path}")
         written.append(path)
         del state, acc
@@ -557,7 +598,13 @@ def patch_state_dict(
 
 
 def patch_checkpoint(checkpoint: str, clip: str, ratio: float, output: str) -> str:
-    """Patch one checkpoint file's `model_state` with the CLIP weights in `clip`; written atomically."""
+    """Patch one checkpoint file's `model_state` with the CLIP weights in `clip`; written atomically.
+
+    `output` may not be one of the inputs: the input would be lost if the patch turned out wrong.
+    """
+    for role, given in (("--patch", checkpoint), ("--clip", clip)):
+        if os.path.exists(output) and os.path.samefile(output, given):
+            raise WeightAveragingError(f"--output {output} is the {role} input; write the patched file elsewhere")
     state, _, reason = _read_model_state(checkpoint)
     if state is None:
         raise WeightAveragingError(f"{checkpoint}: not a checkpoint: {reason}")
@@ -571,7 +618,7 @@ def patch_checkpoint(checkpoint: str, clip: str, ratio: float, output: str) -> s
         "method": "patch", "ratio": float(ratio), "source_files": [checkpoint], "raw_clip": clip,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_torch_save({"model_state": patched, "meta": meta}, output)
+    atomic_torch_save({"model_state": patched, "meta": meta, "cfg": _stored_config(checkpoint)}, output)
     return output
 
 

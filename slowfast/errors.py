@@ -9,8 +9,23 @@ that catch those keep working.
 
 from __future__ import annotations
 
-__all__ = ["UserError"]
+__all__ = ["UserError", "one_line"]
 
 
 class UserError(Exception):
     """A problem with the user's input, reported as one line without a traceback."""
+
+
+def one_line(e: BaseException) -> str:
+    """The message of `e` on one line, as the command-line tools print it.
+
+    An error raised in a data-loader worker arrives re-raised with the worker's traceback inside its
+    message ("Caught ... in DataLoader worker process 0. Original Traceback ..."): only the original
+    message, the traceback's last line, is kept.
+    """
+    text = str(e)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        name, sep, rest = last.partition(": ")
+        text = rest if sep and " " not in name else last
+    return " ".join(text.split()) or type(e).__name__

@@ -116,7 +116,8 @@ def test_training_recipe_then_testing_recipe_run_end_to_end(synthetic, ucf_like,
         "EXTRA_OPTS": "MODEL.CHANNEL_FOLD 8 MODEL.KEEP_RAW_MODEL True",
     })
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
-    averaged = out / "wa_checkpoints" / "swa_1_2.pth"
+    # The recipe checkpoints only epoch 2 of 2: the file is named after the epochs really averaged.
+    averaged = out / "wa_checkpoints" / "swa_2_2.pth"
     assert averaged.is_file()
     test = _run(["bash", "script/testing/zero_shot_vitb16.sh"], env={
         **common, "CHECKPOINT": str(averaged), "OUTPUT_DIR": str(tmp_path / "zs"), "BENCHMARKS": "ucf101",

@@ -199,7 +199,7 @@ def test_include_raw_clip_reads_a_torchscript_archive(tmp_path, tiny_clip_config
     _check_raw_clip_average(tmp_path / "o" / "gwa_2_3_rawclip.pth", clip_sd, states)
 
 
-def test_stray_files_are_ignored_with_a_note(gapped_dir, tmp_path, capsys):
+def test_stray_files_and_skipped_unreadable_checkpoints_are_ignored_with_a_note(gapped_dir, tmp_path, capsys):
     src, _ = gapped_dir
     with open(os.path.join(src, "notes.txt"), "w") as f:
         f.write("not a checkpoint")
@@ -207,7 +207,8 @@ def test_stray_files_are_ignored_with_a_note(gapped_dir, tmp_path, capsys):
         f.write(b"truncated")
     torch.save({"epoch": 5}, os.path.join(src, "checkpoint_epoch_00006.pyth"))  # no model_state
     os.makedirs(os.path.join(src, "last_checkpoint"))
-    assert main(["--source-dir", src, "--output-dir", str(tmp_path / "o"), "--start", "2", "--end", "9"]) == 0
+    assert main(["--source-dir", src, "--output-dir", str(tmp_path / "o"), "--start", "2", "--end", "9",
+                 "--skip-unreadable"]) == 0
     printed = capsys.readouterr().out
     for name in ("notes.txt", "checkpoint_epoch_00004.pyth", "checkpoint_epoch_00006.pyth", "last_checkpoint"):
         assert f"ignored {os.path.join(src, name)}" in printed

@@ -13,13 +13,11 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def main(argv=None) -> int:
     from slowfast.config.parser import load_config, parse_args
-    from slowfast.errors import UserError
+    from slowfast.errors import UserError, one_line
     from slowfast.utils.distributed import launch_job
 
     args = parse_args(argv)
@@ -28,13 +26,15 @@ def main(argv=None) -> int:
         if not (cfg.TRAIN.ENABLE or cfg.TEST.ENABLE):
             raise SystemExit("error: nothing to do: TRAIN.ENABLE and TEST.ENABLE are both False")
         from slowfast.engine import test, train
+        from slowfast.engine.common import preflight
 
+        preflight(cfg)
         if cfg.TRAIN.ENABLE:
             launch_job(cfg, args.init_method, train)
         if cfg.TEST.ENABLE:
             launch_job(cfg, args.init_method, test)
     except UserError as e:
-        raise SystemExit(f"error: {_one_line(e)}") from None
+        raise SystemExit(f"error: {one_line(e)}") from None
     except KeyboardInterrupt:
         raise SystemExit("interrupted (resume with TRAIN.AUTO_RESUME True)") from None
     return 0

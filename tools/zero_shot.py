@@ -73,6 +73,10 @@ def main(argv=None) -> int:
     print(f"\nZero-shot {args.benchmark} ({summary['views']} views), checkpoint: {summary['checkpoint'] or 'initial weights'}")
     print(markdown_table(summary))
     print(f"results: {os.path.join(output_dir, 'zero_shot_' + args.benchmark + '.md')}")
+    if summary["failed_splits"]:
+        print(f"error: no readable video in split(s) {', '.join(summary['failed_splits'])}: the mean is over the "
+              "other splits (see each split's unreadable_videos.txt)", file=sys.stderr)
+        return 1
     return 0
 
 

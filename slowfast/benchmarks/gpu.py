@@ -403,7 +403,7 @@ def _e2e_cfg(ctx: Ctx, data: str, name: str, on_device: bool, precision: Optiona
     opts = ["NUM_GPUS", 1 if on_device and ctx.device.type == "cuda" else 0, "OUTPUT_DIR", os.path.join(ctx.out, "e2e", name),
             "DATA.PATH_TO_DATA_DIR", data, "DATA.PATH_PREFIX", data,
             "DATA.INDEX_LABEL_MAPPING_FILE", os.path.join(data, "index2cls.json"),
-            "SOLVER.MAX_EPOCH", 1, "TRAIN.AUTO_RESUME", False, "TENSORBOARD.ENABLE", False,
+            "SOLVER.MAX_EPOCH", 1, "TRAIN.AUTO_RESUME", False, "TENSORBOARD.ENABLE", False, "TEST.ENABLE", False,
             "DATA_LOADER.NUM_WORKERS", min(8, os.cpu_count() or 1), *ctx.sizes.e2e_opts]
     if precision:
         opts += ["TRAIN.MIXED_PRECISION", True, "TRAIN.MIXED_PRECISION_DTYPE", precision]

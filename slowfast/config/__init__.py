@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import math
 import os
 from typing import Any
 from collections.abc import Iterable, Sequence
@@ -132,10 +133,15 @@ def merge_dict(cfg: CfgNode, values: dict, source: str = "") -> CfgNode:
     return cfg
 
 
-def merge_from_file(cfg: CfgNode, path: str) -> CfgNode:
-    """Merge a YAML file; `_BASE_: other.yaml` (relative to the file) is merged first."""
+def merge_from_file(cfg: CfgNode, path: str, _including: tuple[str, ...] = ()) -> CfgNode:
+    """Merge a YAML file; `_BASE_: other.yaml` (relative to the file) is merged first. A chain of
+    `_BASE_` files that comes back to a file it includes is refused, naming the chain."""
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path}")
+    real = os.path.realpath(path)
+    if real in _including:
+        chain = " -> ".join([*_including, real])
+        raise ConfigError(f"config file {path} includes itself through _BASE_: {chain}")
     with open(path, encoding="utf-8") as f:
         try:
             data = yaml.safe_load(f) or {}
@@ -145,7 +151,9 @@ def merge_from_file(cfg: CfgNode, path: str) -> CfgNode:
         raise ConfigError(f"config file {path}: expected a mapping at the top level")
     base = data.pop("_BASE_", None)
     if base:
-        merge_from_file(cfg, os.path.join(os.path.dirname(path), base))
+        if not isinstance(base, str):
+            raise ConfigError(f"config file {path}: _BASE_ must be a file name, got {base!r}")
+        merge_from_file(cfg, os.path.join(os.path.dirname(path), base), (*_including, real))
     return merge_dict(cfg, data, source=f" (in {path})")
 
 
@@ -210,8 +218,9 @@ def _assert_model(cfg: CfgNode) -> None:
         raise ConfigError("MODEL.ENSEMBLE_PRED True needs MODEL.KEEP_RAW_MODEL True")
     if len(cfg.MODEL.MASK_STRIDE) != 3:
         raise ConfigError(f"MODEL.MASK_STRIDE must have 3 entries (t, h, w), got {list(cfg.MODEL.MASK_STRIDE)}")
-    if not cfg.MODEL.TEMPORAL_SCALE or any(int(s) < 1 for s in cfg.MODEL.TEMPORAL_SCALE):
-        raise ConfigError(f"MODEL.TEMPORAL_SCALE must be a non-empty list of positive ints, got {cfg.MODEL.TEMPORAL_SCALE}")
+    scales = list(cfg.MODEL.TEMPORAL_SCALE)
+    if not scales or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in scales):
+        raise ConfigError(f"MODEL.TEMPORAL_SCALE must be a non-empty list of positive ints, got {scales}")
 
 
 def _assert_data(cfg: CfgNode) -> None:
@@ -223,6 +232,35 @@ def _assert_data(cfg: CfgNode) -> None:
             f"DATA.TRAIN_JITTER_SCALES {list(cfg.DATA.TRAIN_JITTER_SCALES)} must be [min, max] with "
             f"0 < min <= max and min >= DATA.TRAIN_CROP_SIZE ({cfg.DATA.TRAIN_CROP_SIZE})"
         )
+
+
+# Numeric keys with a lower bound; a value outside it would fail late (a division by zero, an empty
+# loop, a NaN loss) with a traceback, or silently do nothing.
+_AT_LEAST: tuple[tuple[str, float], ...] = (
+    ("TEST.NUM_ENSEMBLE_VIEWS", 1), ("DATA.NUM_FRAMES", 1), ("DATA.SAMPLING_RATE", 1),
+    ("DATA_LOADER.NUM_RETRIES", 0), ("DATA_LOADER.NUM_WORKERS", 0), ("SOLVER.MAX_EPOCH", 1),
+    ("TRAIN.BATCH_SIZE", 1), ("TEST.BATCH_SIZE", 1),
+)
+_FINITE: tuple[str, ...] = ("SOLVER.BASE_LR", "SOLVER.WARMUP_START_LR", "SOLVER.COSINE_END_LR", "SOLVER.WEIGHT_DECAY",
+                            "SOLVER.WARMUP_EPOCHS", "TEST.PATCHING_RATIO")
+
+
+def _get(cfg: CfgNode, key: str) -> Any:
+    section, name = key.split(".")
+    return cfg[section][name]
+
+
+def _assert_numbers(cfg: CfgNode) -> None:
+    for key, low in _AT_LEAST:
+        if _get(cfg, key) < low:
+            raise ConfigError(f"config key {key} must be >= {low:g}, got {_get(cfg, key)}")
+    for key in _FINITE:
+        value = _get(cfg, key)
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"config key {key} must be a finite number >= 0, got {value}")
+    if not 0.0 <= cfg.TEST.PATCHING_RATIO <= 1.0:
+        raise ConfigError(f"config key TEST.PATCHING_RATIO must be in [0, 1] (0 = fine-tuned, 1 = raw CLIP), "
+                          f"got {cfg.TEST.PATCHING_RATIO}")
 
 
 def num_processes(cfg: CfgNode) -> int:
@@ -254,5 +292,6 @@ def assert_and_infer_cfg(cfg: CfgNode) -> CfgNode:
     _infer_temporal_type(cfg)
     _assert_model(cfg)
     _assert_data(cfg)
+    _assert_numbers(cfg)
     _assert_processes(cfg)
     return cfg

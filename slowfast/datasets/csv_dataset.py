@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import secrets
 import shutil
 import tempfile
 import weakref
@@ -35,7 +36,8 @@ from slowfast.datasets import sampling, transforms
 from slowfast.datasets.decoder import VideoDecodeError, read_clip
 from slowfast.utils.class_index import read_class_names  # noqa: F401  (re-exported)
 
-__all__ = ["VideoEntry", "read_video_csv", "read_class_names", "VideoCSVDataset", "DatasetFileError"]
+__all__ = ["VideoEntry", "read_video_csv", "read_class_names", "VideoCSVDataset", "DatasetFileError",
+           "UnreadableVideosError", "check_paths_exist"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +62,9 @@ def read_video_csv(
     if not os.path.isfile(csv_path):
         raise DatasetFileError(f"dataset list not found: {csv_path}")
     entries = []
-    with open(csv_path, encoding="utf-8") as f:
+    # utf-8-sig: spreadsheet programs ("CSV UTF-8") start the file with a byte-order mark, which would
+    # otherwise become part of the first path.
+    with open(csv_path, encoding="utf-8-sig") as f:
         for lineno, raw in enumerate(f, 1):
             line = raw.strip()
             if not line:
@@ -85,6 +89,33 @@ def read_video_csv(
     if not entries:
         raise DatasetFileError(f"{csv_path}: no videos listed")
     return entries
+
+
+class UnreadableVideosError(UserError, RuntimeError):
+    """Every video tried in a row could not be decoded (train/val): the list or the files are broken."""
+
+
+# Listed paths checked for existence when a dataset is built: enough to catch a wrong DATA.PATH_PREFIX
+# or separator at once, few enough to cost nothing on a network file system.
+PATH_SAMPLE = 20
+
+
+def check_paths_exist(entries: Sequence[VideoEntry], csv_path: str, path_prefix: str, sample: int = PATH_SAMPLE) -> None:
+    """Refuse a list none of whose first `sample` videos exists, naming the prefix tried and what is
+    there; a list where only some are missing is left to the per-video handling (broken videos)."""
+    checked = entries[:sample]
+    if not checked or any(os.path.exists(e.path) for e in checked):
+        return
+    where = path_prefix or os.getcwd()
+    if os.path.isdir(where):
+        names = sorted(os.listdir(where))
+        found = f"it contains {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}" if names else "it is empty"
+    else:
+        found = "it does not exist"
+    raise DatasetFileError(
+        f"{csv_path}: none of the first {len(checked)} listed videos exists, e.g. {checked[0].path}; "
+        f"DATA.PATH_PREFIX is {path_prefix!r} ({found}); check DATA.PATH_PREFIX and DATA.PATH_LABEL_SEPARATOR"
+    )
 
 
 def _remove_dir_if_owner(path: str, owner_pid: int) -> None:
@@ -132,6 +163,7 @@ class VideoCSVDataset(Dataset):
         self.entries = read_video_csv(
             csv_path, separator, path_prefix, len(self.class_names) if self.class_names is not None else None
         )
+        check_paths_exist(self.entries, csv_path, path_prefix)
         self.num_frames = num_frames
         self.sampling_rate = sampling_rate
         self.target_fps = float(target_fps)
@@ -149,7 +181,10 @@ class VideoCSVDataset(Dataset):
         self.num_retries = num_retries
         self.multi_thread_decode = multi_thread_decode
         self._failed_paths: set[str] = set()
-        log_dir = tempfile.mkdtemp(prefix="stdd-video-failures-")
+        # The folder is created by the first failure only, so a run without broken videos leaves nothing
+        # behind even when it is killed (SIGKILL runs no clean-up); it is removed with the dataset, at exit
+        # and on Ctrl-C (a KeyboardInterrupt unwinds normally).
+        log_dir = os.path.join(tempfile.gettempdir(), f"stdd-video-failures-{os.getpid()}-{secrets.token_hex(6)}")
         self._failure_log = os.path.join(log_dir, "failures.tsv")
         weakref.finalize(self, _remove_dir_if_owner, log_dir, os.getpid())
         self._cache_key = None  # video index of the views in _cache_value (test mode)
@@ -193,7 +228,7 @@ class VideoCSVDataset(Dataset):
                 self._record_failure(e)
                 tried.append(f"{e.path} ({e.reason})")
                 video = self.rng.randrange(self.num_videos)
-        raise RuntimeError(
+        raise UnreadableVideosError(
             f"{self.csv_path}: {len(tried)} videos in a row could not be decoded "
             f"(DATA_LOADER.NUM_RETRIES = {self.num_retries}): " + "; ".join(tried)
         )
@@ -247,6 +282,7 @@ class VideoCSVDataset(Dataset):
             return
         reason = " ".join(e.reason.split())  # one line, no tabs
         try:
+            os.makedirs(os.path.dirname(self._failure_log), exist_ok=True)
             with open(self._failure_log, "a", encoding="utf-8") as f:
                 f.write(f"{e.path}\t{reason}\n")  # one small append: atomic between processes
         except OSError:

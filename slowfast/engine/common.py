@@ -1,17 +1,27 @@
-"""Run helpers shared by training, testing and classification: seeding and mixed-precision settings."""
+"""Run helpers shared by training, testing and classification: seeding, mixed precision, and the checks
+that run before the expensive part (output folder, GPU count, test list), each failing as one `UserError` line."""
 
 from __future__ import annotations
 
+import os
 import random
+import tempfile
 
 import numpy as np
 import torch
+from yacs.config import CfgNode
 
 from slowfast.config.choices import MIXED_PRECISION_DTYPES
+from slowfast.datasets.csv_dataset import read_video_csv
+from slowfast.datasets.loader import dataset_csv_path
 from slowfast.errors import UserError
+from slowfast.utils import checkpoint as cu
+from slowfast.utils import distributed as du
+from slowfast.utils.atomic import atomic_write_text
 from slowfast.utils.seeding import derive_seed
 
-__all__ = ["seed_everything", "amp_settings", "autocast_dtype"]
+__all__ = ["seed_everything", "amp_settings", "autocast_dtype", "prepare_output_dir", "write_run_config", "preflight",
+           "check_top_k", "check_test_list"]
 
 
 def seed_everything(seed: int, *keys: int) -> None:
@@ -44,3 +54,60 @@ def amp_settings(enabled: bool, device: torch.device, dtype: str = "auto") -> tu
     supported = device.type == "cuda" and torch.cuda.is_bf16_supported()
     amp_dtype, scaler_on = autocast_dtype(dtype, device.type, supported)
     return True, amp_dtype, scaler_on
+
+
+def _make_writable_dir(path: str, key: str) -> None:
+    """Create `path` and prove a file can be written there; a one-line UserError otherwise."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test.", suffix=".tmp")
+        os.close(fd)
+        os.remove(probe)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"{key} {path} cannot be created: a regular file is in the way") from None
+    except OSError as e:
+        raise UserError(f"{key} {path} is not writable ({e.strerror or type(e).__name__})") from None
+
+
+def write_run_config(cfg: CfgNode) -> str:
+    """Write the merged config to OUTPUT_DIR/config.yaml (atomically, rank 0); returns the path.
+
+    It is the record of what a run did, and what `TEST.CHECKPOINT_FILE_PATH` users compare against.
+    """
+    path = os.path.join(cfg.OUTPUT_DIR, "config.yaml")
+    if du.is_master():
+        atomic_write_text(path, cfg.dump())
+    return path
+
+
+def prepare_output_dir(cfg: CfgNode, training: bool) -> None:
+    """Create OUTPUT_DIR (and its checkpoint folder when training), check both are writable, and write
+    OUTPUT_DIR/config.yaml: an unusable output folder stops the run before any work, not after an epoch."""
+    if du.is_master():
+        _make_writable_dir(cfg.OUTPUT_DIR, "OUTPUT_DIR")
+        if training:
+            _make_writable_dir(cu.checkpoint_dir(cfg.OUTPUT_DIR), "checkpoint folder")
+    write_run_config(cfg)
+
+
+def check_test_list(cfg: CfgNode) -> None:
+    """The test list of a train-then-test run is read before training (`train` calls this once the model
+    is built): an empty or malformed list would otherwise stop the run only after the last epoch."""
+    read_video_csv(dataset_csv_path(cfg, "test"), cfg.DATA.PATH_LABEL_SEPARATOR, "")
+
+
+def preflight(cfg: CfgNode) -> None:
+    """Checks that need the machine or the files rather than the config alone, done once in the
+    launching process before any process is spawned or model built (each fails with one line)."""
+    du.check_devices(cfg)
+    prepare_output_dir(cfg, training=cfg.TRAIN.ENABLE)
+
+
+def check_top_k(top_k: int, num_classes: int | None = None) -> int:
+    """`top_k` for a prediction list: a positive int (capped at `num_classes`); UserError otherwise.
+
+    Shared by the command-line tools that print the k best classes (e.g. `tools/demo_net.py --top-k`).
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0:
+        raise UserError(f"--top-k must be a positive integer, got {top_k!r}")
+    return min(top_k, num_classes) if num_classes else top_k

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from typing import Any, Optional
@@ -22,7 +23,7 @@ from yacs.config import CfgNode
 
 from slowfast.averaging import patch_state_dict
 from slowfast.datasets.loader import build_loader
-from slowfast.engine.common import amp_settings, seed_everything
+from slowfast.engine.common import amp_settings, prepare_output_dir, seed_everything
 from slowfast.models import build_model, clip_weights_from_cfg
 from slowfast.engine.meters import ViewRecords, aggregate_views, classification_metrics
 from slowfast.errors import UserError
@@ -32,9 +33,25 @@ from slowfast.utils import distributed as du
 from slowfast.utils import logging as lu
 from slowfast.utils.atomic import atomic_savefig, atomic_torch_save, atomic_write_text
 
-__all__ = ["evaluate", "test", "select_test_weights", "load_test_weights", "save_confusion_png"]
+__all__ = ["evaluate", "test", "select_test_weights", "load_test_weights", "save_confusion_png", "NoVideoEvaluatedError",
+           "finite_or_null"]
 
 logger = logging.getLogger(__name__)
+
+
+class NoVideoEvaluatedError(UserError, RuntimeError):
+    """A test in which no video could be read: there is no accuracy to report."""
+
+
+def finite_or_null(value: Any) -> Any:
+    """`value` with every NaN or infinite float replaced by None, so that it is valid JSON (null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    return value
 
 
 @torch.no_grad()
@@ -75,9 +92,15 @@ def evaluate(cfg, model: nn.Module, loader, split: str = "test", desc: Optional[
 
 def select_test_weights(cfg) -> tuple[Optional[str], str]:
     """(file, how) of the weights to test, in the original code's order:
-    TEST.CUSTOM_LOAD_FILE (when TEST.CUSTOM_LOAD), TEST.CHECKPOINT_FILE_PATH, the newest checkpoint in
-    OUTPUT_DIR/checkpoints, TRAIN.CHECKPOINT_FILE_PATH; (None, "initial") when there is none."""
-    if cfg.TEST.CUSTOM_LOAD:
+    TEST.CUSTOM_LOAD_FILE, TEST.CHECKPOINT_FILE_PATH, the newest checkpoint in OUTPUT_DIR/checkpoints,
+    TRAIN.CHECKPOINT_FILE_PATH; (None, "initial") when there is none.
+
+    TEST.CUSTOM_LOAD_FILE is used whenever it is set: the original code ignored it without
+    TEST.CUSTOM_LOAD True and silently tested other weights (often the initial ones).
+    """
+    if cfg.TEST.CUSTOM_LOAD_FILE and not cfg.TEST.CUSTOM_LOAD:
+        logger.info("TEST.CUSTOM_LOAD_FILE is set: testing it (TEST.CUSTOM_LOAD False does not turn it off)")
+    if cfg.TEST.CUSTOM_LOAD or cfg.TEST.CUSTOM_LOAD_FILE:
         if not cfg.TEST.CUSTOM_LOAD_FILE:
             raise UserError("TEST.CUSTOM_LOAD True needs TEST.CUSTOM_LOAD_FILE (a trained or averaged checkpoint)")
         if not os.path.isfile(cfg.TEST.CUSTOM_LOAD_FILE):
@@ -126,6 +149,7 @@ def load_test_weights(cfg, model: nn.Module, initial_clip: Optional[dict] = None
     state = ckpt.get("model_state")
     if state is None:
         raise cu.CheckpointError(f"{path} has no 'model_state' (keys: {', '.join(list(ckpt)[:6])})")
+    cu.check_model_keys(cfg, cu.checkpoint_config(ckpt), path)
     if cfg.TEST.PATCHING_MODEL:
         clip_state = _patch_clip_state(cfg, initial_clip or {})
         state = patch_state_dict(state, clip_state, float(cfg.TEST.PATCHING_RATIO))
@@ -207,7 +231,7 @@ def _write_test_outputs(cfg: CfgNode, out: dict, summary: dict, dataset: Any) ->
         "class_names": class_names, "video_paths": video_paths, "unreadable": summary["unreadable"],
         "confusion": torch.from_numpy(m["confusion"]), "metrics": dict(summary),
     }, summary["results_path"])
-    atomic_write_text(summary["metrics_path"], json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(summary["metrics_path"], json.dumps(finite_or_null(summary), indent=2, allow_nan=False) + "\n")
     atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "unreadable_videos.txt"),
                       "".join(f"{p}\t{r}\n" for _, p, r in out["unreadable"]))
     if m["num_videos"]:
@@ -231,6 +255,7 @@ def test(cfg: CfgNode, model: Optional[nn.Module] = None) -> dict:
     """Multi-view test of the configured weights; writes the results under OUTPUT_DIR (rank 0) and returns
     {"top1_acc", "top5_acc", "mean_class_acc", "num_videos", "num_unreadable", "unreadable", "checkpoint",
     "views", "results_path", ...} (accuracies in %)."""
+    prepare_output_dir(cfg, training=False)
     lu.setup_logging(cfg.OUTPUT_DIR, du.is_master())
     seed_everything(cfg.RNG_SEED)
     if model is None:
@@ -245,6 +270,12 @@ def test(cfg: CfgNode, model: Optional[nn.Module] = None) -> dict:
     summary = _summary(cfg, out, info, time.perf_counter() - t0)
     if du.is_master():
         _write_test_outputs(cfg, out, summary, getattr(loader, "dataset", None))
-        _log_test(cfg, summary)
+        if summary["num_videos"]:
+            _log_test(cfg, summary)
     du.barrier()
+    if not summary["num_videos"]:
+        raise NoVideoEvaluatedError(
+            f"the test evaluated no video: all {summary['num_unreadable']} videos of "
+            f"{getattr(loader.dataset, 'csv_path', 'the test list')} are unreadable (reasons in "
+            f"{os.path.join(cfg.OUTPUT_DIR, 'unreadable_videos.txt')}); no accuracy was computed")
     return summary

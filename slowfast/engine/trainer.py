@@ -26,7 +26,7 @@ from yacs.config import CfgNode
 
 from slowfast.datasets.loader import reseed_for_epoch
 from slowfast.datasets.loader import build_loader
-from slowfast.engine.common import amp_settings, seed_everything
+from slowfast.engine.common import amp_settings, check_test_list, prepare_output_dir, seed_everything
 from slowfast.models import build_model, clip_weights_from_cfg
 from slowfast.engine.evaluator import evaluate
 from slowfast.engine.meters import TrainMeter, device_memory_mb, peak_ram_gb
@@ -112,7 +112,7 @@ def _resume(cfg, model, optimizer, scaler) -> tuple[int, Optional[str]]:
     if cfg.TRAIN.AUTO_RESUME:
         path = cu.last_checkpoint(cfg.OUTPUT_DIR)
         if path:
-            epoch = cu.load_checkpoint(path, model, optimizer, scaler, strict=True)
+            epoch = cu.load_checkpoint(path, model, optimizer, scaler, strict=True, cfg=cfg)
             logger.info("resumed from %s (epoch %d done)", path, epoch + 1)
             return epoch + 1, path
     if cfg.TRAIN.CHECKPOINT_FILE_PATH:
@@ -308,11 +308,16 @@ def _save(cfg: CfgNode, parts: TrainParts, epoch: int) -> str:
 def train(cfg: CfgNode) -> dict:
     """Train as configured; returns {"epochs": [per-epoch stats], "best_val_top1", "last_checkpoint", ...}.
 
-    Runs on one process or, inside `launch_job`, on each process of a distributed group.
+    Runs on one process or, inside `launch_job`, on each process of a distributed group. With
+    TEST.ENABLE (a test follows, as in `tools/run_net.py`) the test list is read once the model is built,
+    before the first epoch, so that an empty or malformed list does not stop the run only after training.
     """
+    prepare_output_dir(cfg, training=True)
     lu.setup_logging(cfg.OUTPUT_DIR, du.is_master())
-    os.makedirs(cu.checkpoint_dir(cfg.OUTPUT_DIR), exist_ok=True)
+    cu.remove_stale_temps(cfg.OUTPUT_DIR)
     parts, start_epoch, resumed_from = _setup(cfg)
+    if cfg.TEST.ENABLE:
+        check_test_list(cfg)
     val_loader = build_loader(cfg, "val") if _val_csv_exists(cfg) else None
     if val_loader is None:
         logger.warning("no val.csv in %s: validation during training is skipped", cfg.DATA.PATH_TO_DATA_DIR)

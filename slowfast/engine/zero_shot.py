@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from slowfast.datasets import class_lists
 from slowfast.datasets.csv_dataset import read_class_names, read_video_csv
-from slowfast.engine.evaluator import test
+from slowfast.engine.evaluator import finite_or_null, test
 from slowfast.errors import UserError
 from slowfast.utils.atomic import atomic_write_text
 from slowfast.utils.distributed import launch_job
@@ -137,24 +137,61 @@ def split_cfg(cfg, split: Split, output_dir: str, text_aug_file: str = ""):
     return c
 
 
+def _test_split(cfg, split: Split, output_dir: str, init_method: str, text_aug_file: str) -> dict:
+    """The test metrics of one split; a split in which no video could be read gives
+    {"top1_acc": None, ..., "error": message} instead of stopping the protocol, so the other splits'
+    results and the summary are still written."""
+    c = split_cfg(cfg, split, output_dir, text_aug_file)
+    metrics_path = os.path.join(c.OUTPUT_DIR, "test_metrics.json")
+    if os.path.exists(metrics_path):
+        os.remove(metrics_path)  # a stale file must not pass for this run's result
+    try:
+        launch_job(c, init_method, test)
+    except UserError as e:
+        # The test writes its metrics (with no accuracy) before refusing a split without a readable
+        # video; any other error stops the protocol (the file is then absent or has videos).
+        if not os.path.isfile(metrics_path) or _read_json(metrics_path).get("num_videos"):
+            raise
+        logger.error("%s: %s", split.name, " ".join(str(e).split()))
+        return {**_read_json(metrics_path), "error": " ".join(str(e).split())}
+    return _read_json(metrics_path)
+
+
+def _read_json(path: str) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def summarize(benchmark: str, per_split: dict[str, dict]) -> dict:
-    """Mean and standard deviation (population, over splits) of top-1, top-5 and mean-class accuracy."""
+    """Mean and standard deviation (population, over splits) of top-1, top-5 and mean-class accuracy,
+    over the splits that have a result (a split without a readable video has None and is listed in
+    "failed_splits"; with no result at all, mean and std are None)."""
     out: dict = {"benchmark": benchmark, "splits": per_split}
+    scored = [m for m in per_split.values() if m.get("top1_acc") is not None]
     for metric in ("top1_acc", "top5_acc", "mean_class_acc"):
-        values = [float(m[metric]) for m in per_split.values()]
-        out[metric] = {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0}
+        values = [float(m[metric]) for m in scored if m.get(metric) is not None]
+        out[metric] = {"mean": statistics.fmean(values) if values else None,
+                       "std": (statistics.pstdev(values) if len(values) > 1 else 0.0) if values else None}
     out["num_unreadable"] = sum(int(m.get("num_unreadable", 0)) for m in per_split.values())
+    out["failed_splits"] = [name for name, m in per_split.items() if m.get("top1_acc") is None]
     return out
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 def markdown_table(summary: dict) -> str:
     rows = ["| split | top-1 | top-5 | mean class | videos | unreadable |", "|---|---|---|---|---|---|"]
     for name, m in summary["splits"].items():
-        rows.append(f"| {name} | {m['top1_acc']:.2f} | {m['top5_acc']:.2f} | {m['mean_class_acc']:.2f} | "
+        if m.get("top1_acc") is None:
+            rows.append(f"| {name} | no readable video | | | 0 | {m.get('num_unreadable', 0)} |")
+            continue
+        rows.append(f"| {name} | {m['top1_acc']:.2f} | {m['top5_acc']:.2f} | {_pct(m['mean_class_acc'])} | "
                     f"{m['num_videos']} | {m.get('num_unreadable', 0)} |")
     t1, t5, mc = summary["top1_acc"], summary["top5_acc"], summary["mean_class_acc"]
-    rows.append(f"| **mean ± std** | **{t1['mean']:.2f} ± {t1['std']:.2f}** | {t5['mean']:.2f} ± {t5['std']:.2f} | "
-                f"{mc['mean']:.2f} ± {mc['std']:.2f} | | {summary['num_unreadable']} |")
+    rows.append(f"| **mean ± std** | **{_pct(t1['mean'])} ± {_pct(t1['std'])}** | {_pct(t5['mean'])} ± "
+                f"{_pct(t5['std'])} | {_pct(mc['mean'])} ± {_pct(mc['std'])} | | {summary['num_unreadable']} |")
     return "\n".join(rows)
 
 
@@ -166,15 +203,14 @@ def run_protocol(cfg, benchmark: str, data_root: str, output_dir: str, init_meth
     os.makedirs(output_dir, exist_ok=True)
     per_split: dict[str, dict] = {}
     for split in splits:
-        c = split_cfg(cfg, split, output_dir, text_aug_file)
-        launch_job(c, init_method, test)
-        with open(os.path.join(c.OUTPUT_DIR, "test_metrics.json"), encoding="utf-8") as f:
-            per_split[split.name] = json.load(f)
-        logger.info("%s %s: top-1 %.2f %%", benchmark, split.name, per_split[split.name]["top1_acc"])
+        per_split[split.name] = _test_split(cfg, split, output_dir, init_method, text_aug_file)
+        if per_split[split.name].get("top1_acc") is not None:
+            logger.info("%s %s: top-1 %.2f %%", benchmark, split.name, per_split[split.name]["top1_acc"])
     summary = summarize(benchmark, per_split)
     summary["views"] = f"{cfg.TEST.NUM_ENSEMBLE_VIEWS} temporal x {cfg.TEST.NUM_SPATIAL_CROPS} spatial"
     summary["checkpoint"] = cfg.TEST.CUSTOM_LOAD_FILE or cfg.TEST.CHECKPOINT_FILE_PATH or None
-    atomic_write_text(os.path.join(output_dir, f"zero_shot_{benchmark}.json"), json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(os.path.join(output_dir, f"zero_shot_{benchmark}.json"),
+                      json.dumps(finite_or_null(summary), indent=2, allow_nan=False) + "\n")
     atomic_write_text(os.path.join(output_dir, f"zero_shot_{benchmark}.md"),
                       f"# Zero-shot {benchmark} ({summary['views']} views)\n\n{markdown_table(summary)}\n")
     return summary

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn as nn
+import yaml
 
 from slowfast.errors import UserError
 from slowfast.utils import distributed as du
@@ -26,6 +27,8 @@ from slowfast.utils.atomic import atomic_torch_save
 __all__ = [
     "CheckpointError", "checkpoint_dir", "checkpoint_path", "list_checkpoints", "last_checkpoint",
     "save_checkpoint", "read_checkpoint", "load_checkpoint", "load_model_state", "unwrap",
+    "MODEL_KEYS", "OPERATOR_KEYS", "checkpoint_config", "model_key_mismatches", "check_model_keys",
+    "remove_stale_temps",
 ]
 
 logger = logging.getLogger(__name__)
@@ -148,11 +151,17 @@ def load_checkpoint(
     optimizer: Optional[torch.optim.Optimizer] = None,
     scaler: Optional[Any] = None,
     strict: bool = True,
+    cfg: Any = None,
 ) -> int:
-    """Load a training checkpoint (model, and optimizer/scaler when given); returns its 0-based epoch (-1 if none)."""
+    """Load a training checkpoint (model, and optimizer/scaler when given); returns its 0-based epoch (-1 if none).
+
+    With `cfg`, the checkpoint's stored config must define the same model (`check_model_keys`).
+    """
     ckpt = read_checkpoint(path)
     if "model_state" not in ckpt:
         raise CheckpointError(f"{path} has no 'model_state' (keys: {', '.join(list(ckpt)[:6])})")
+    if cfg is not None:
+        check_model_keys(cfg, checkpoint_config(ckpt), path)
     load_model_state(model, ckpt["model_state"], path, strict=strict)
     if optimizer is not None and ckpt.get("optimizer_state") is not None:
         try:
@@ -162,3 +171,121 @@ def load_checkpoint(
     if scaler is not None and ckpt.get("scaler_state"):
         scaler.load_state_dict(ckpt["scaler_state"])
     return int(ckpt.get("epoch", -1))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The model a checkpoint was trained as
+# ----------------------------------------------------------------------------------------------------
+
+# Keys that define what the weights compute. The same state dict loads under another temporal operator
+# (the operators without parameters add no keys) and then scores something else, so these are compared
+# with the checkpoint's stored config, not inferred from tensor shapes. Data, class list, NUM_CLASSES,
+# views and batch sizes may differ between training and testing and are not listed.
+MODEL_KEYS: tuple[str, ...] = ("MODEL.ARCH", "MODEL.TEMPORAL_MODELING_TYPE", "DATA.NUM_FRAMES")
+# Settings of the temporal operator: compared when both configs use the same operator (not None).
+OPERATOR_KEYS: tuple[str, ...] = (
+    "MODEL.MASK_RATE", "MODEL.MASK_STRIDE", "MODEL.SPATIAL_REPEAT", "MODEL.TEMPORAL_SHUFFLE",
+    "MODEL.CHANNEL_FOLD", "MODEL.TEMPORAL_SCALE", "MODEL.STCROSS_MLP_INPUT",
+)
+# Sizes of the random-init CLIP (MODEL.ARCH custom); its SEED only sets initial values.
+CUSTOM_CLIP_KEYS: tuple[str, ...] = tuple(
+    f"MODEL.CUSTOM_CLIP.{k}" for k in ("EMBED_DIM", "IMAGE_RESOLUTION", "VISION_PATCH", "VISION_WIDTH",
+                                       "VISION_LAYERS", "VISION_HEADS", "TEXT_WIDTH", "TEXT_LAYERS", "TEXT_HEADS")
+)
+_MISSING = object()
+
+
+def checkpoint_config(ckpt: Mapping[str, Any]) -> Optional[dict]:
+    """The config a checkpoint stores under "cfg" (a YAML string or a mapping), or None when it has none."""
+    raw = ckpt.get("cfg")
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, Mapping):
+        return dict(raw)
+    if isinstance(raw, str):
+        try:
+            data = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            return None
+        return data if isinstance(data, dict) else None
+    return None
+
+
+def _lookup(cfg: Any, key: str) -> Any:
+    node = cfg
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _normal(key: str, value: Any) -> Any:
+    """Values as compared: lists and tuples alike, every spelling of "no operator" as None."""
+    if isinstance(value, (list, tuple)):
+        return [_normal(key, v) for v in value]
+    if key == "MODEL.TEMPORAL_MODELING_TYPE" and value in (None, "None", "none", ""):
+        return None
+    return value
+
+
+def model_key_mismatches(cfg: Any, ckpt_cfg: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(key, value in `cfg`, value in the checkpoint's config) for every model-defining key that differs.
+
+    A key the checkpoint's config lacks (written by an older version) is not compared.
+    """
+    keys = list(MODEL_KEYS)
+    ours = _normal("MODEL.TEMPORAL_MODELING_TYPE", _lookup(cfg, "MODEL.TEMPORAL_MODELING_TYPE"))
+    theirs = _normal("MODEL.TEMPORAL_MODELING_TYPE", _lookup(ckpt_cfg, "MODEL.TEMPORAL_MODELING_TYPE"))
+    if ours is not None and ours == theirs:
+        keys += OPERATOR_KEYS
+    if _lookup(cfg, "MODEL.ARCH") == "custom" and _lookup(ckpt_cfg, "MODEL.ARCH") == "custom":
+        keys += CUSTOM_CLIP_KEYS
+    out = []
+    for key in keys:
+        mine, stored = _normal(key, _lookup(cfg, key)), _normal(key, _lookup(ckpt_cfg, key))
+        if stored is _MISSING or mine is _MISSING:
+            continue
+        if mine != stored:
+            out.append((key, mine, stored))
+    return out
+
+
+def check_model_keys(cfg: Any, ckpt_cfg: Optional[Mapping[str, Any]], source: str) -> None:
+    """Refuse weights trained as another model: a CheckpointError naming every differing key with both
+    values. A checkpoint without a stored config (older versions) is accepted with a warning.
+
+    The one check behind testing, zero-shot, auto-resume and the demo/inference API: call it with the
+    run's config, `checkpoint_config(ckpt)` and the file name.
+    """
+    if ckpt_cfg is None:
+        logger.warning("%s stores no config (written by an older version): its model keys (%s) cannot be "
+                       "checked against this config", source, ", ".join(MODEL_KEYS))
+        return
+    diffs = model_key_mismatches(cfg, ckpt_cfg)
+    if diffs:
+        listed = "; ".join(f"{k} is {mine!r} here but {stored!r} in the checkpoint" for k, mine, stored in diffs)
+        raise CheckpointError(f"{source} was trained as another model: {listed}. Set these keys to the "
+                              "checkpoint's values (its config is stored in the file and in its run's config.yaml)")
+
+
+_TEMP_CHECKPOINT = re.compile(r"^\.checkpoint_epoch_\d+\.pyth\.[^.]+\.tmp$")
+
+
+def remove_stale_temps(output_dir: str) -> list[str]:
+    """Remove the temporary files a run killed while saving a checkpoint left in OUTPUT_DIR/checkpoints
+    (rank 0 at the start of training, before any new save can be in progress); returns their paths."""
+    d = checkpoint_dir(output_dir)
+    if not du.is_master() or not os.path.isdir(d):
+        return []
+    removed = []
+    for name in sorted(os.listdir(d)):
+        if _TEMP_CHECKPOINT.match(name):
+            path = os.path.join(d, name)
+            try:
+                os.remove(path)
+            except OSError:
+                continue
+            removed.append(path)
+            logger.info("removed %s (left by a run killed while saving)", path)
+    return removed

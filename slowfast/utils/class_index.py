@@ -12,6 +12,17 @@ class ClassIndexError(UserError, ValueError):
     """A missing or malformed class-index file; the message names the file."""
 
 
+def _no_duplicates(pairs: list[tuple[str, object]], path: str) -> dict:
+    """A JSON object as a dict; a key given twice is refused (json keeps the last one silently, which
+    would drop a class and shift none of the others)."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise ClassIndexError(f"class-index file {path}: key {key!r} appears twice ({out[key]!r} and {value!r})")
+        out[key] = value
+    return out
+
+
 def read_class_names(path: str) -> list[str]:
     """Class names in index order, verbatim. Keys must be the integers 0..K-1 and names distinct and non-empty."""
     if not path:
@@ -19,8 +30,8 @@ def read_class_names(path: str) -> list[str]:
     if not os.path.isfile(path):
         raise ClassIndexError(f"class-index file not found: {path} (DATA.INDEX_LABEL_MAPPING_FILE)")
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Windows editors) is not a key
+            data = json.load(f, object_pairs_hook=lambda pairs: _no_duplicates(pairs, path))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ClassIndexError(f"class-index file {path} is not valid JSON: {e}") from None
     if not isinstance(data, dict) or not data:

@@ -26,8 +26,24 @@ from slowfast.utils.atomic import atomic_write_text
 
 __all__ = [
     "launch_job", "is_dist", "get_world_size", "get_rank", "is_master", "barrier",
-    "all_reduce", "all_gather_object", "procs_per_machine", "torchrun_env",
+    "all_reduce", "all_gather_object", "procs_per_machine", "torchrun_env", "check_devices", "ProcessDiedError",
 ]
+
+
+class ProcessDiedError(UserError, RuntimeError):
+    """A process of a multi-process run died (killed by a signal, out of memory): names the rank."""
+
+
+def check_devices(cfg) -> None:
+    """NUM_GPUS must not exceed the GPUs this machine has: checked before any process is spawned, where
+    too many processes would otherwise fail one by one inside the communication library."""
+    if cfg.NUM_GPUS <= 0:
+        return
+    present = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if cfg.NUM_GPUS > present:
+        hint = "set NUM_GPUS 0 to run on the CPU" if present == 0 else f"set NUM_GPUS to at most {present}"
+        raise UserError(f"NUM_GPUS {cfg.NUM_GPUS} but this machine has {present} GPU{'s' if present != 1 else ''} "
+                        f"visible; {hint}")
 
 
 def is_dist() -> bool:
@@ -137,6 +153,7 @@ def launch_job(cfg, init_method: str, func: Callable, daemon: bool = False) -> N
             atexit.register(lambda: dist.destroy_process_group() if is_dist() else None)
         func(cfg)
         return
+    check_devices(cfg)
     nprocs = procs_per_machine(cfg)
     if nprocs * cfg.NUM_SHARDS <= 1:
         _set_local_device(cfg, 0)
@@ -154,4 +171,21 @@ def launch_job(cfg, init_method: str, func: Callable, daemon: bool = False) -> N
             if os.path.exists(error_file):
                 with open(error_file, encoding="utf-8") as f:
                     raise UserError(f.read()) from None
+            if isinstance(e, mp.ProcessExitedException):
+                raise ProcessDiedError(_death_message(cfg, e)) from None
             raise RuntimeError(f"a training/testing process failed: {e}") from None
+
+
+def _death_message(cfg, e: Any) -> str:
+    """One line for a process that died without a Python error: its rank, the signal (or exit code) and
+    where to resume from. `e` is torch's ProcessExitedException; the other processes are already stopped."""
+    rank = cfg.SHARD_ID * procs_per_machine(cfg) + e.error_index
+    how = f"was killed by {e.signal_name}" if e.signal_name else f"exited with code {e.exit_code}"
+    if e.signal_name == "SIGKILL":
+        how += " (out of memory, or killed by a user or the scheduler)"
+    from slowfast.utils.checkpoint import list_checkpoints
+
+    found = list_checkpoints(cfg.OUTPUT_DIR)
+    resume = (f"resume from {found[-1]} with TRAIN.AUTO_RESUME True" if found
+              else f"no checkpoint in {cfg.OUTPUT_DIR} yet: the run starts over")
+    return f"process of rank {rank} {how}; the job was stopped; {resume}"
