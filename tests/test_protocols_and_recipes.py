@@ -205,3 +205,66 @@ def test_demo_refuses_a_single_class(synthetic):
     _, cfg = synthetic
     with pytest.raises(SystemExit, match="at least two class names"):
         _demo(["--cfg", str(cfg), "--video", "x.mp4", "--classes", "only one"])
+
+
+@pytest.mark.parametrize("output, needle", [
+    ("SAME", "is the input video"),
+    ("pred.avi", "written as .mp4 or .gif"),
+    ("missing_folder/pred.mp4", "does not exist"),
+])
+def test_demo_refuses_a_bad_output_before_any_inference(synthetic, tmp_path, output, needle):
+    root, cfg = synthetic
+    video = tmp_path / "in.mp4"
+    shutil.copy(root / "videos" / "test" / "moving_left_0000.mp4", video)
+    before = video.read_bytes()
+    dst = str(video) if output == "SAME" else str(tmp_path / output)
+    # A config that could not even be built shows that the refusal comes first.
+    with pytest.raises(SystemExit, match=needle):
+        _demo(["--cfg", str(cfg), "--video", str(video), "--classes", "a,b", "--output", dst,
+               "--opts", "MODEL.CLIP_WEIGHTS", str(tmp_path / "no_such_weights.pt")])
+    assert video.read_bytes() == before
+
+
+@pytest.mark.parametrize("k", ["0", "-3"])
+def test_demo_refuses_a_top_k_that_is_not_positive(synthetic, k):
+    _, cfg = synthetic
+    with pytest.raises(SystemExit, match="--top-k must be a positive integer"):
+        _demo(["--cfg", str(cfg), "--video", "x.mp4", "--classes", "a,b", "--top-k", k])
+
+
+def test_annotated_video_keeps_every_frame_of_a_long_video(tmp_path):
+    import av
+    import numpy as np
+
+    from slowfast.engine.classify import write_annotated_video
+
+    src, dst = tmp_path / "long.mp4", tmp_path / "long_pred.mp4"
+    with av.open(str(src), "w") as out:
+        s = out.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
+        for i in range(330):  # longer than the 300 frames the annotated copy used to stop at
+            out.mux(s.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), i % 255, np.uint8), format="rgb24")))
+        out.mux(s.encode())
+    write_annotated_video(str(src), str(dst), ["a: 90.0%"])
+    with av.open(str(dst)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 330
+
+
+def test_demo_refuses_a_checkpoint_of_another_model_naming_the_key(synthetic, tmp_path):
+    """An STDD checkpoint classified under a frame-averaging config would give other numbers silently."""
+    from slowfast.config import get_cfg, merge_from_file
+    from slowfast.inference import VideoClassifier
+    from slowfast.models import build_model
+    from slowfast.utils import checkpoint as cu
+
+    root, cfg_path = synthetic
+    cfg = get_cfg()
+    merge_from_file(cfg, str(cfg_path))
+    cfg.DATA.INDEX_LABEL_MAPPING_FILE = str(root / "index2cls.json")
+    model = build_model(cfg)  # stcross_attend, as the synthetic recipe
+    ckpt = cu.save_checkpoint(str(tmp_path), model, None, 0, cfg)
+    clf = VideoClassifier.from_config(str(cfg_path), checkpoint=ckpt)  # the same model: accepted
+    assert clf.predict(str(root / "videos" / "test" / "moving_left_0000.mp4"), ["a", "b"], top_k=1)
+    with pytest.raises(SystemExit, match="MODEL.TEMPORAL_MODELING_TYPE"):
+        _demo(["--cfg", str(cfg_path), "--video", str(root / "videos" / "test" / "moving_left_0000.mp4"),
+               "--classes", "a,b", "--checkpoint", ckpt, "--opts", "MODEL.TEMPORAL_MODELING_TYPE", "None"])

@@ -59,17 +59,21 @@ def report(args, videos, preds) -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from slowfast.engine.classify import list_videos, parse_classes
+    from slowfast.engine.classify import check_annotated_output, list_videos, parse_classes
+    from slowfast.engine.common import check_top_k
     from slowfast.errors import UserError
     from slowfast.inference import VideoClassifier
 
     try:
         classes = parse_classes(args.classes, args.classes_file)
+        top_k = check_top_k(args.top_k, len(classes))
         videos = list_videos(args.video)
-        if args.output and len(videos) != 1:
-            raise SystemExit("error: --output draws on a single video; use --csv for a folder")
+        if args.output:
+            if len(videos) != 1:
+                raise SystemExit("error: --output draws on a single video; use --csv for a folder")
+            check_annotated_output(args.output, videos)
         clf = VideoClassifier.from_config(args.cfg_files, checkpoint=args.checkpoint or None, opts=args.opts)
-        preds = clf.classify(videos, classes, top_k=args.top_k)
+        preds = clf.classify(videos, classes, top_k=top_k)
         report(args, videos, preds)
     except UserError as e:
         raise SystemExit("error: " + " ".join(str(e).split())) from None

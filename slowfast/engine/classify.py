@@ -10,7 +10,7 @@ import logging
 import os
 from dataclasses import dataclass
 from typing import Optional
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import av
 import numpy as np
@@ -76,20 +76,18 @@ def write_predictions_csv(predictions: Sequence[Prediction], path: str) -> None:
             w.writerow([p.path, p.ok, top1[0], f"{top1[1]:.4f}", "; ".join(f"{n}:{q:.4f}" for n, q in p.topk), p.reason])
 
 
-def _read_frames(src: str, max_frames: int) -> tuple[list[Image.Image], float]:
-    """Up to `max_frames` frames of `src` as RGB images, and its frame rate (25 when unknown)."""
-    frames, fps = [], 25.0
-    with av.open(src) as container:
-        stream = container.streams.video[0]
-        if stream.average_rate:
-            fps = float(stream.average_rate)
-        for frame in container.decode(stream):
-            frames.append(frame.to_image().convert("RGB"))
-            if len(frames) >= max_frames:
-                break
-    if not frames:
-        raise ClassifyError(f"{src}: no frames to draw on")
-    return frames, fps
+def _frames(src: str) -> tuple[Iterator[Image.Image], float]:
+    """Every frame of `src` as an RGB image (decoded lazily), and its frame rate (25 when unknown)."""
+    container = av.open(src)
+    stream = container.streams.video[0]
+    fps = float(stream.average_rate) if stream.average_rate else 25.0
+
+    def decode() -> Iterator[Image.Image]:
+        with container:
+            for frame in container.decode(stream):
+                yield frame.to_image().convert("RGB")
+
+    return decode(), fps
 
 
 def _draw_lines(img: Image.Image, lines: Sequence[str]) -> Image.Image:
@@ -100,23 +98,49 @@ def _draw_lines(img: Image.Image, lines: Sequence[str]) -> Image.Image:
     return img
 
 
-def _write_mp4(path: str, images: Sequence[Image.Image], fps: float) -> None:
-    w, h = images[0].width - images[0].width % 2, images[0].height - images[0].height % 2
+def _write_mp4(path: str, images: Iterator[Image.Image], fps: float) -> int:
+    """Encode `images` one at a time (a long video never sits in memory); returns the frame count."""
+    count = 0
     with av.open(path, "w", format="mp4") as out:
-        s = out.add_stream("libx264", rate=round(fps))
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s = None
         for img in images:
-            out.mux(s.encode(av.VideoFrame.from_ndarray(np.asarray(img)[:h, :w], format="rgb24")))
-        out.mux(s.encode())
+            if s is None:
+                s = out.add_stream("libx264", rate=round(fps))
+                s.width, s.height, s.pix_fmt = img.width - img.width % 2, img.height - img.height % 2, "yuv420p"
+            out.mux(s.encode(av.VideoFrame.from_ndarray(np.asarray(img)[:s.height, :s.width], format="rgb24")))
+            count += 1
+        if s is not None:
+            out.mux(s.encode())
+    return count
 
 
-def write_annotated_video(src: str, dst: str, lines: Sequence[str], max_frames: int = 300) -> None:
-    """A copy of `src` with `lines` drawn in its top-left corner: an .mp4 (H.264) or a .gif by `dst`'s
-    extension; written atomically."""
-    frames, fps = _read_frames(src, max_frames)
-    drawn = [_draw_lines(img, lines) for img in frames]
+ANNOTATED_EXTENSIONS = (".mp4", ".gif")
+
+
+def check_annotated_output(dst: str, inputs: Sequence[str]) -> None:
+    """Refuse, before any inference, an output that would overwrite an input, has another extension than
+    .mp4/.gif, or whose folder does not exist or is not writable."""
+    if os.path.splitext(dst)[1].lower() not in ANNOTATED_EXTENSIONS:
+        raise ClassifyError(f"--output {dst}: the annotated copy is written as .mp4 or .gif, not {os.path.splitext(dst)[1] or 'no extension'}")
+    if any(os.path.abspath(dst) == os.path.abspath(v) for v in inputs):
+        raise ClassifyError(f"--output {dst} is the input video; choose another file name")
+    folder = os.path.dirname(os.path.abspath(dst))
+    if not os.path.isdir(folder):
+        raise ClassifyError(f"--output {dst}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ClassifyError(f"--output {dst}: folder {folder} is not writable")
+
+
+def write_annotated_video(src: str, dst: str, lines: Sequence[str]) -> None:
+    """A copy of the whole of `src` with `lines` drawn in its top-left corner: an .mp4 (H.264) or a .gif by
+    `dst`'s extension; written atomically."""
+    frames, fps = _frames(src)
+    drawn = (_draw_lines(img, lines) for img in frames)
     with atomic_path(dst) as tmp:
         if os.path.splitext(dst)[1].lower() == ".gif":
-            drawn[0].save(tmp, format="GIF", save_all=True, append_images=drawn[1:], duration=int(1000 / fps), loop=0)
-        else:
-            _write_mp4(tmp, drawn, fps)
+            images = list(drawn)  # GIF frames are assembled in memory by PIL
+            if not images:
+                raise ClassifyError(f"{src}: no frames to draw on")
+            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+        elif _write_mp4(tmp, drawn, fps) == 0:
+            raise ClassifyError(f"{src}: no frames to draw on")
