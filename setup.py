@@ -20,4 +20,20 @@ setup(
         "numpy",
         "matplotlib",
     ],
+    # The same commands as the scripts under tools/, utils/ and weight_average_tool.py, which keep working.
+    entry_points={
+        "console_scripts": [
+            "stdd-run = slowfast.cli.run_net:main",
+            "stdd-zero-shot = slowfast.cli.zero_shot:main",
+            "stdd-base-to-novel = slowfast.cli.base_to_novel:main",
+            "stdd-demo = slowfast.cli.demo_net:main",
+            "stdd-average = slowfast.cli.average:main",
+            "stdd-prepare = slowfast.cli.prepare_dataset:main",
+            "stdd-benchmark = slowfast.cli.benchmark:main",
+            "stdd-gpu-check = slowfast.benchmarks.gpu:main",
+            "stdd-askg = slowfast.text.cli:askg_main",
+            "stdd-xprompt = slowfast.text.cli:xprompt_main",
+            "stdd-text-features = slowfast.text.cli:features_main",
+        ],
+    },
 )

@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 
 from slowfast.datasets.synthetic import CLASSES, ZERO_SHOT_CLASSES, SyntheticSpec, make_synthetic_dataset
+from slowfast.cli import base_to_novel as b2n_tool
 from slowfast.engine import base_to_novel as b2n
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import base_to_novel as b2n_tool  # noqa: E402
 
 # (base classes, novel classes, videos per training seed, seeds, base test videos, novel test videos)
 SHIPPED_COUNTS = {

@@ -99,3 +99,16 @@ def test_code_configs_and_scripts_do_not_cite_internal_working_notes():
                     if hits:
                         cited[os.path.relpath(path, ROOT)] = hits
     assert not cited
+
+
+def test_every_console_command_names_an_existing_main():
+    import ast
+    import importlib
+
+    tree = ast.parse(open(os.path.join(ROOT, "setup.py"), encoding="utf-8").read())
+    entries = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and " = " in n.value]
+    assert len(entries) >= 10
+    for entry in entries:
+        name, target = (part.strip() for part in entry.split("="))
+        module, func = target.split(":")
+        assert name.startswith("stdd-") and callable(getattr(importlib.import_module(module), func)), entry

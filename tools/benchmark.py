@@ -1,31 +1,13 @@
 #!/usr/bin/env python
-"""Benchmarks: `python tools/benchmark.py {model,data,averaging} [--help]`.
+"""`tools/benchmark.py` runs `slowfast.cli.benchmark` (installed as a console command too, see setup.py)."""
 
-Each subcommand prints a Markdown table; `--append` adds it to BENCHMARKS.md with the command line.
-"""
-
-import importlib
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-SUBCOMMANDS = {
-    "model": "slowfast.benchmarks.model",
-    "data": "slowfast.benchmarks.data",
-    "averaging": "slowfast.benchmarks.averaging",
-}
-
-
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
-        print("usage: python tools/benchmark.py {" + ",".join(SUBCOMMANDS) + "} [options]  (SUBCOMMAND --help for its options)")
-        print(__doc__.strip())
-        return 0 if (not argv or argv[0] in ("-h", "--help")) else 2
-    module = importlib.import_module(SUBCOMMANDS[argv[0]])
-    return int(module.main(argv[1:]) or 0)
-
+from slowfast.cli.benchmark import *  # noqa: E402,F401,F403
+from slowfast.cli.benchmark import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main())

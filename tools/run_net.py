@@ -1,44 +1,13 @@
 #!/usr/bin/env python
-"""Main entry: `python tools/run_net.py --cfg A.yaml [--cfg B.yaml] [--opts KEY VALUE ...]`.
-
-Trains when TRAIN.ENABLE, then tests when TEST.ENABLE, on the CPU (NUM_GPUS 0), on N local processes
-(NUM_GPUS N, or NUM_CPU_PROCS N on the CPU), under torchrun, or on several machines with
-NUM_SHARDS / SHARD_ID (--num_shards / --shard_id) and --init_method tcp://host:port.
-A configuration error, or missing weights or data, is printed as one line and the exit code is non-zero.
-"""
+"""`tools/run_net.py` runs `slowfast.cli.run_net` (installed as a console command too, see setup.py)."""
 
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-
-
-def main(argv=None) -> int:
-    from slowfast.config.parser import load_config, parse_args
-    from slowfast.errors import UserError, one_line
-    from slowfast.utils.distributed import launch_job
-
-    args = parse_args(argv)
-    try:
-        cfg = load_config(args)
-        if not (cfg.TRAIN.ENABLE or cfg.TEST.ENABLE):
-            raise SystemExit("error: nothing to do: TRAIN.ENABLE and TEST.ENABLE are both False")
-        from slowfast.engine import test, train
-        from slowfast.engine.common import preflight
-
-        preflight(cfg)
-        if cfg.TRAIN.ENABLE:
-            launch_job(cfg, args.init_method, train)
-        if cfg.TEST.ENABLE:
-            launch_job(cfg, args.init_method, test)
-    except UserError as e:
-        raise SystemExit(f"error: {one_line(e)}") from None
-    except KeyboardInterrupt:
-        raise SystemExit("interrupted (resume with TRAIN.AUTO_RESUME True)") from None
-    return 0
-
+from slowfast.cli.run_net import *  # noqa: E402,F401,F403
+from slowfast.cli.run_net import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterable, Sequence
 
 from slowfast.utils.class_index import read_class_names
+from slowfast.paths import LABEL_DB
 
 __all__ = [
     "LABEL_DB",
@@ -34,7 +35,6 @@ __all__ = [
     "with_rename_hints",
 ]
 
-LABEL_DB = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "label_db")
 
 SHIPPED_CLASS_LISTS = {
     "k400": "k400-index2cls.json",

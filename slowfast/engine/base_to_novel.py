@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from slowfast.datasets.csv_dataset import VideoEntry, read_video_csv
 from slowfast.engine.zero_shot import ProtocolError, Split, split_cfg
+from slowfast.paths import LABEL_DB
 from slowfast.utils.atomic import atomic_write_text
 
 __all__ = [
@@ -62,8 +63,7 @@ B2N_DATASETS = {
 
 def splits_root() -> str:
     """`label_db/base_to_novel` of this checkout."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                        "label_db", "base_to_novel")
+    return os.path.join(LABEL_DB, "base_to_novel")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Optional
 
 from slowfast.text.schema import SchemaError, load_yaml_file
+from slowfast.paths import LABEL_DB
 
 logger = logging.getLogger(__name__)
 
@@ -27,15 +28,11 @@ _NAME_HINTS = (("hmdb", "hmdb51"), ("ucf", "ucf101"), ("k600", "k600"), ("kineti
                ("k400", "k400"), ("kinetics", "k400"))
 
 
-def _repo_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
 def templates_file_for(dataset: str) -> str:
     """`label_db/templates/<dataset>.yml` of this checkout."""
     if dataset not in DATASETS:
         raise SchemaError(f"unknown dataset {dataset!r} for templates; choose one of {', '.join(DATASETS)}")
-    return os.path.join(_repo_root(), "label_db", "templates", f"{dataset}.yml")
+    return os.path.join(LABEL_DB, "templates", f"{dataset}.yml")
 
 
 def default_templates_file(dataset: str = DEFAULT_DATASET) -> str:

@@ -1,0 +1,16 @@
+"""Command-line entry points, installed as console commands by `pip install -e .` (see setup.py):
+
+| command | module | original script name (kept) |
+|---|---|---|
+| `stdd-run` | `run_net` | `tools/run_net.py` |
+| `stdd-zero-shot` | `zero_shot` | `tools/zero_shot.py` |
+| `stdd-base-to-novel` | `base_to_novel` | `tools/base_to_novel.py` |
+| `stdd-demo` | `demo_net` | `tools/demo_net.py` |
+| `stdd-average` | `average` | `weight_average_tool.py` |
+| `stdd-prepare` | `prepare_dataset` | `tools/prepare_dataset.py` |
+| `stdd-benchmark` | `benchmark` | `tools/benchmark.py` |
+
+`stdd-gpu-check`, `stdd-askg`, `stdd-xprompt` and `stdd-text-features` run `slowfast.benchmarks.gpu` and
+`slowfast.text.cli` (`tools/gpu_check.py`, `utils/ASKG_text_prompt.py`, `utils/extended_text_prompt.py`,
+`utils/text_prompts.py`).
+"""

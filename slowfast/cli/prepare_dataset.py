@@ -1,0 +1,142 @@
+"""Turn official dataset annotations into our CSV lists (`path,label`) and class-index JSON files.
+
+    python tools/prepare_dataset.py kinetics --train train.csv --val validate.csv --out data/k400
+    python tools/prepare_dataset.py ucf101 --annotations ucfTrainTestlist --out zs_label_db
+    python tools/prepare_dataset.py hmdb51 --splits-dir testTrainMulti_7030_splits --out zs_label_db
+    python tools/prepare_dataset.py k600-zeroshot --k600 k600/validate.csv --out zs_label_db
+    python tools/prepare_dataset.py folder --root my_videos --out data/my_dataset
+    python tools/prepare_dataset.py ssv2 --labels something-something-v2-labels.json \
+        --train something-something-v2-train.json --validation something-something-v2-validation.json --out data/ssv2
+
+The benchmarks' classes are the lists shipped in label_db/ (K400, K600, UCF101, HMDB51 and the three
+ER-ZSAR K600 zero-shot splits): the official annotation files are checked against them and a missing or
+renamed class stops the preparation with its name. Paths in the CSVs are relative to the videos' folder:
+set DATA.PATH_PREFIX to it, DATA.PATH_TO_DATA_DIR to the folder holding the CSVs, DATA.PATH_LABEL_SEPARATOR
+to "," and DATA.INDEX_LABEL_MAPPING_FILE to the JSON.
+"""
+
+import argparse
+import json
+import sys
+
+
+from slowfast.datasets import class_lists, prepare
+
+
+def _class_index(value: str) -> str | None:
+    """--classes: a shipped list's name (k400, ...), "annotations" (no check), or a class-index JSON path."""
+    if value == "annotations":
+        return None
+    if value in class_lists.SHIPPED_CLASS_LISTS:
+        return class_lists.shipped_path(value)
+    return value
+
+
+def _classes_flag(parser: argparse.ArgumentParser, default: str, what: str) -> None:
+    parser.add_argument(
+        "--classes", default=default,
+        help=f"class list the {what} must match: a list shipped in label_db/ "
+             f"({', '.join(class_lists.SHIPPED_CLASS_LISTS)}), a class-index JSON, or 'annotations' to take the "
+             "classes from the annotation files unchecked (default %(default)s)")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    k = sub.add_parser("kinetics", help="Kinetics-400/600/700 annotation CSVs -> train/val/test.csv + index2cls.json")
+    k.add_argument("--train", help="official train annotation CSV (label,youtube_id,time_start,time_end,split)")
+    k.add_argument("--val", required=True, help="official validation annotation CSV")
+    k.add_argument("--test", help="official test annotation CSV with labels (default: test.csv = the val list)")
+    k.add_argument("--out", required=True, help="output folder")
+    k.add_argument("--pattern", default=prepare.DEFAULT_KINETICS_PATTERN,
+                   help="video path relative to the video folder; fields {split} {label} {label_underscored} "
+                        "{youtube_id} {time_start} {time_end} (default %(default)s)")
+    k.add_argument("--train-dir", default="train", help="{split} value for training videos")
+    k.add_argument("--val-dir", default="val", help="{split} value for validation videos")
+    k.add_argument("--test-dir", default="test", help="{split} value for test videos")
+    k.add_argument("--video-root", help="if given, leave out (and count) clips whose file is missing there")
+    _classes_flag(k, "k400", "annotation labels")
+
+    u = sub.add_parser("ucf101", help="classInd.txt + trainlist0N/testlist0N -> ucf101_split{N}/ + ucf101-index2cls.json")
+    u.add_argument("--annotations", required=True, help="folder with classInd.txt, trainlist0N.txt, testlist0N.txt")
+    u.add_argument("--out", required=True, help="output folder")
+    _classes_flag(u, "ucf101", "classes of classInd.txt")
+
+    h = sub.add_parser("hmdb51", help="<class>_test_split<N>.txt files -> hmdb_split{N}/ + hmdb-index2cls.json")
+    h.add_argument("--splits-dir", required=True, help="folder with the official split files")
+    h.add_argument("--out", required=True, help="output folder")
+    _classes_flag(h, "hmdb51", "classes of the split files")
+
+    z = sub.add_parser("k600-zeroshot", help="the 3 ER-ZSAR K600 zero-shot splits (160 classes each, shipped in "
+                                              "label_db/) -> k600_split{1,2,3}/")
+    z.add_argument("--k600", required=True, help="K600 annotation CSV whose videos are tested (e.g. validate.csv)")
+    z.add_argument("--out", required=True, help="output folder")
+    z.add_argument("--class-lists", help="JSON list of lists of class names used instead of the shipped splits")
+    z.add_argument("--random-splits", action="store_true",
+                   help="draw seeded random splits from the K600 classes absent from K400 instead of the shipped "
+                        "ER-ZSAR splits (NOT comparable with published numbers)")
+    z.add_argument("--k400-classes", help="with --random-splits: the K400 classes to exclude, a class-index JSON or "
+                                          "a K400 annotation CSV (default: label_db/k400-index2cls.json)")
+    z.add_argument("--seed", type=int, default=0, help="with --random-splits: split s uses seed + s")
+    z.add_argument("--num-classes", type=int, default=160, help="with --random-splits: classes per split")
+    z.add_argument("--pattern", default=prepare.DEFAULT_KINETICS_PATTERN, help="video path pattern (see kinetics)")
+    z.add_argument("--split-dir", default="val", help="{split} value for the videos (default %(default)s)")
+    z.add_argument("--video-root", help="if given, leave out (and count) clips whose file is missing there")
+
+    f = sub.add_parser("folder", help="one folder per class -> seeded train/val/test.csv + index2cls.json")
+    f.add_argument("--root", required=True, help="folder with one sub-folder of videos per class")
+    f.add_argument("--out", required=True, help="output folder")
+    f.add_argument("--val-fraction", type=float, default=0.1)
+    f.add_argument("--test-fraction", type=float, default=0.1)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--extensions", default=",".join(prepare.VIDEO_EXTENSIONS), help="comma-separated")
+
+    s = sub.add_parser("ssv2", help="Something-Something v2 label/train/validation JSONs -> train/val/test.csv + "
+                                    "index2cls.json (test = validation; train with DATA.RANDOM_FLIP False)")
+    s.add_argument("--labels", required=True, help="something-something-v2-labels.json")
+    s.add_argument("--train", help="something-something-v2-train.json")
+    s.add_argument("--validation", required=True, help="something-something-v2-validation.json")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--extension", default=".webm", help="video file extension (default %(default)s)")
+    s.add_argument("--video-root", help="if given, leave out (and count) videos whose file is missing there")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    try:
+        if a.command == "kinetics":
+            summary = prepare.prepare_kinetics(
+                a.out, a.train, a.val, a.test, pattern=a.pattern,
+                split_dirs={"train": a.train_dir, "val": a.val_dir, "test": a.test_dir}, video_root=a.video_root,
+                class_index=_class_index(a.classes),
+            )
+        elif a.command == "ucf101":
+            summary = prepare.prepare_ucf101(a.annotations, a.out, class_index=_class_index(a.classes))
+        elif a.command == "hmdb51":
+            summary = prepare.prepare_hmdb51(a.splits_dir, a.out, class_index=_class_index(a.classes))
+        elif a.command == "ssv2":
+            summary = prepare.prepare_ssv2(a.labels, a.train, a.validation, a.out, a.extension, a.video_root)
+            print("note: Something-Something classes name directions; train with DATA.RANDOM_FLIP False")
+        elif a.command == "k600-zeroshot":
+            summary = prepare.prepare_k600_zeroshot(
+                a.k600, a.k400_classes, a.out, seed=a.seed, num_classes=a.num_classes, class_lists=a.class_lists,
+                pattern=a.pattern, split_dir=a.split_dir, video_root=a.video_root, random_splits=a.random_splits,
+            )
+            if a.random_splits:
+                print("note: random splits are not the ER-ZSAR splits of the published results", file=sys.stderr)
+        else:
+            summary = prepare.prepare_folder(
+                a.root, a.out, a.val_fraction, a.test_fraction, a.seed,
+                tuple(e if e.startswith(".") else "." + e for e in a.extensions.split(",") if e),
+            )
+    except prepare.PrepareError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
