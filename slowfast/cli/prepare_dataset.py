@@ -19,7 +19,6 @@ import argparse
 import json
 import sys
 
-
 from slowfast.datasets import class_lists, prepare
 
 
@@ -40,10 +39,7 @@ def _classes_flag(parser: argparse.ArgumentParser, default: str, what: str) -> N
              "classes from the annotation files unchecked (default %(default)s)")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-
+def _kinetics_parser(sub) -> None:
     k = sub.add_parser("kinetics", help="Kinetics-400/600/700 annotation CSVs -> train/val/test.csv + index2cls.json")
     k.add_argument("--train", help="official train annotation CSV (label,youtube_id,time_start,time_end,split)")
     k.add_argument("--val", required=True, help="official validation annotation CSV")
@@ -58,6 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     k.add_argument("--video-root", help="if given, leave out (and count) clips whose file is missing there")
     _classes_flag(k, "k400", "annotation labels")
 
+
+def _ucf_hmdb_parsers(sub) -> None:
     u = sub.add_parser("ucf101", help="classInd.txt + trainlist0N/testlist0N -> ucf101_split{N}/ + ucf101-index2cls.json")
     u.add_argument("--annotations", required=True, help="folder with classInd.txt, trainlist0N.txt, testlist0N.txt")
     u.add_argument("--out", required=True, help="output folder")
@@ -68,6 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     h.add_argument("--out", required=True, help="output folder")
     _classes_flag(h, "hmdb51", "classes of the split files")
 
+
+def _k600_parser(sub) -> None:
     z = sub.add_parser("k600-zeroshot", help="the 3 ER-ZSAR K600 zero-shot splits (160 classes each, shipped in "
                                               "label_db/) -> k600_split{1,2,3}/")
     z.add_argument("--k600", required=True, help="K600 annotation CSV whose videos are tested (e.g. validate.csv)")
@@ -84,6 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     z.add_argument("--split-dir", default="val", help="{split} value for the videos (default %(default)s)")
     z.add_argument("--video-root", help="if given, leave out (and count) clips whose file is missing there")
 
+
+def _folder_ssv2_parsers(sub) -> None:
     f = sub.add_parser("folder", help="one folder per class -> seeded train/val/test.csv + index2cls.json")
     f.add_argument("--root", required=True, help="folder with one sub-folder of videos per class")
     f.add_argument("--out", required=True, help="output folder")
@@ -100,6 +102,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--extension", default=".webm", help="video file extension (default %(default)s)")
     s.add_argument("--video-root", help="if given, leave out (and count) videos whose file is missing there")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_kinetics_parser, _ucf_hmdb_parsers, _k600_parser, _folder_ssv2_parsers):
+        add(sub)
     return p.parse_args(argv)
 
 

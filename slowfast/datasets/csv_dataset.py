@@ -181,15 +181,21 @@ class VideoCSVDataset(Dataset):
         self.num_retries = num_retries
         self.multi_thread_decode = multi_thread_decode
         self._failed_paths: set[str] = set()
-        # The folder is created by the first failure only, so a run without broken videos leaves nothing
-        # behind even when it is killed (SIGKILL runs no clean-up); it is removed with the dataset, at exit
-        # and on Ctrl-C (a KeyboardInterrupt unwinds normally).
-        log_dir = os.path.join(tempfile.gettempdir(), f"stdd-video-failures-{os.getpid()}-{secrets.token_hex(6)}")
-        self._failure_log = os.path.join(log_dir, "failures.tsv")
-        weakref.finalize(self, _remove_dir_if_owner, log_dir, os.getpid())
+        self._failure_log = self._new_failure_log()
         self._cache_key = None  # video index of the views in _cache_value (test mode)
         self._cache_value = None
         self.rng = random.Random(seed)
+
+    def _new_failure_log(self) -> str:
+        """Path of this dataset's log of unreadable videos (reasons shared by the loader's workers).
+
+        The folder is created by the first failure only, so a run without broken videos leaves nothing
+        behind even when it is killed (SIGKILL runs no clean-up); it is removed with the dataset, at exit
+        and on Ctrl-C (a KeyboardInterrupt unwinds normally).
+        """
+        log_dir = os.path.join(tempfile.gettempdir(), f"stdd-video-failures-{os.getpid()}-{secrets.token_hex(6)}")
+        weakref.finalize(self, _remove_dir_if_owner, log_dir, os.getpid())
+        return os.path.join(log_dir, "failures.tsv")
 
     # ---- public helpers used by the loader and the test loop ------------------------------------
     @property

@@ -23,6 +23,7 @@ import yaml
 from slowfast.errors import UserError
 from slowfast.utils import distributed as du
 from slowfast.utils.atomic import atomic_torch_save
+from slowfast.utils.checkpoint_files import checkpoint_dir, checkpoint_path, list_checkpoints
 
 __all__ = [
     "CheckpointError", "checkpoint_dir", "checkpoint_path", "list_checkpoints", "last_checkpoint",
@@ -33,9 +34,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^checkpoint_epoch_(\d+)\.pyth$")
-
-
 class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be read or does not fit the model; the message names the file."""
 
@@ -43,24 +41,6 @@ class CheckpointError(UserError, RuntimeError):
 def unwrap(model: nn.Module) -> nn.Module:
     """The model inside DistributedDataParallel (or the model itself)."""
     return model.module if hasattr(model, "module") and isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-def checkpoint_dir(output_dir: str) -> str:
-    return os.path.join(output_dir, "checkpoints")
-
-
-def checkpoint_path(output_dir: str, epoch: int) -> str:
-    """Path of the checkpoint saved after 0-based `epoch` (the file name is 1-based, as the original's)."""
-    return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch + 1:05d}.pyth")
-
-
-def list_checkpoints(output_dir: str) -> list[str]:
-    """Checkpoint files in OUTPUT_DIR/checkpoints, oldest epoch first (by the number, not the string)."""
-    d = checkpoint_dir(output_dir)
-    if not os.path.isdir(d):
-        return []
-    found = [(int(m.group(1)), name) for name in os.listdir(d) if (m := _NAME.match(name))]
-    return [os.path.join(d, name) for _, name in sorted(found)]
 
 
 def read_checkpoint(path: str, map_location: Any = "cpu") -> dict:

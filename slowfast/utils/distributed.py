@@ -23,6 +23,7 @@ import torch.distributed as dist
 
 from slowfast.errors import UserError
 from slowfast.utils.atomic import atomic_write_text
+from slowfast.utils.checkpoint_files import list_checkpoints
 
 __all__ = [
     "launch_job", "is_dist", "get_world_size", "get_rank", "is_master", "barrier",
@@ -183,8 +184,6 @@ def _death_message(cfg, e: Any) -> str:
     how = f"was killed by {e.signal_name}" if e.signal_name else f"exited with code {e.exit_code}"
     if e.signal_name == "SIGKILL":
         how += " (out of memory, or killed by a user or the scheduler)"
-    from slowfast.utils.checkpoint import list_checkpoints
-
     found = list_checkpoints(cfg.OUTPUT_DIR)
     resume = (f"resume from {found[-1]} with TRAIN.AUTO_RESUME True" if found
               else f"no checkpoint in {cfg.OUTPUT_DIR} yet: the run starts over")

@@ -1,0 +1,72 @@
+"""The structure the code keeps: layers point one way, no import cycle, short functions."""
+
+import ast
+import os
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "slowfast"
+BOTTOM_LAYERS = ("slowfast.utils", "slowfast.config")
+BOTTOM_MAY_IMPORT = ("slowfast.utils", "slowfast.config", "slowfast.errors", "slowfast.paths")
+
+
+def module_name(path: pathlib.Path) -> str:
+    name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    return name[: -len(".__init__")] if name.endswith(".__init__") else name
+
+
+def imports_of(path: pathlib.Path, modules: set) -> set:
+    """Project modules imported anywhere in the file (function-local imports included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("slowfast"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in modules)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("slowfast"))
+    return found & modules
+
+
+def import_graph() -> dict:
+    files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        deps = imports_of(path, set(files))
+        for d in list(deps):  # importing a.b.c runs a.b's __init__ too
+            parts = d.split(".")
+            deps.update(".".join(parts[:i]) for i in range(2, len(parts)) if not name.startswith(".".join(parts[:i]) + "."))
+        graph[name] = deps - {name}
+    return graph
+
+
+def test_utils_and_config_import_nothing_above_them():
+    upward = [(m, d) for m, deps in import_graph().items() if m.startswith(BOTTOM_LAYERS)
+              for d in deps if not d.startswith(BOTTOM_MAY_IMPORT)]
+    assert upward == []
+
+
+def test_no_module_import_cycle():
+    graph = import_graph()
+    state: dict = {}
+
+    def visit(node, trail):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                raise AssertionError("import cycle: " + " -> ".join(trail[trail.index(nxt):] + [nxt]))
+            if nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = "done"
+
+    for start in sorted(graph):
+        if start not in state:
+            visit(start, [start])
+
+
+def test_no_function_in_the_package_is_over_60_lines():
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60:
+                long.append(f"{os.path.relpath(path, ROOT)}:{node.lineno} {node.name}")
+    assert long == []
