@@ -81,6 +81,7 @@ TOOLS = ["tools/run_net.py", "tools/demo_net.py", "tools/zero_shot.py", "tools/m
          "weight_average_tool.py", "utils/ASKG_text_prompt.py", "utils/extended_text_prompt.py", "utils/text_prompts.py"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tool", TOOLS)
 def test_every_tool_answers_help(tool):
     out = subprocess.run([sys.executable, os.path.join(ROOT, tool), "--help"], capture_output=True, text=True,

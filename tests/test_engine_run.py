@@ -97,6 +97,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_process_ddp_matches_one_process_loss_trajectory(tiny_data, tmp_path):
     # One batch per epoch holds every training video, so the global batch is the same set whatever the
     # samplers' orders; the baseline operator (no random masks), no flips and clips as long as the videos
@@ -122,6 +123,7 @@ def _run_net_cmd(data_dir: str, out: str, **extra) -> list[str]:
     return [sys.executable, os.path.join(ROOT, "tools", "run_net.py"), "--opts", *_opts(data_dir, out, **extra)]
 
 
+@pytest.mark.slow
 def test_killed_run_resumed_ends_with_the_same_weights(tiny_data, tmp_path):
     extra = {"SOLVER.MAX_EPOCH": 3, "TEST.ENABLE": False}
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")

@@ -84,6 +84,7 @@ def test_predict_many_equals_predict_one_by_one_and_caches_the_classifier(synthe
     assert classifier._classifiers[tuple(CLASSES)] is cached
 
 
+@pytest.mark.slow
 def test_api_predict_equals_the_cli_probabilities(synthetic, classifier, tmp_path):
     video = str(synthetic[0] / "videos" / "test" / "moving_up_0000.mp4")
     out = tmp_path / "pred.csv"

@@ -104,6 +104,7 @@ def test_mean_and_std_over_splits():
     assert s["top1_acc"]["std"] == pytest.approx((200 / 3) ** 0.5)
 
 
+@pytest.mark.slow
 def test_training_recipe_then_testing_recipe_run_end_to_end(synthetic, ucf_like, tmp_path):
     root, cfg = synthetic
     out = tmp_path / "run"

@@ -121,6 +121,7 @@ def test_custom_load_file_is_tested_without_custom_load_true(tiny_data, stdd_run
     assert m["checkpoint"] == ckpt
 
 
+@pytest.mark.slow
 def test_averaged_and_patched_files_store_the_training_config(stdd_run, tmp_path, tiny_clip_file):
     out = tmp_path / "avg"
     r = subprocess.run([sys.executable, TOOL, "--source-dir", cu.checkpoint_dir(stdd_run), "--output-dir", str(out)],
@@ -133,6 +134,7 @@ def test_averaged_and_patched_files_store_the_training_config(stdd_run, tmp_path
 # ---- preflight: one line, before the expensive part ------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without GPUs")
 def test_num_gpus_above_the_gpus_present_fails_before_any_process(tiny_data, tmp_path):
     out = tmp_path / "o"
@@ -281,6 +283,7 @@ def _checkpoints(folder, ids) -> str:
     return str(folder)
 
 
+@pytest.mark.slow
 def test_averaging_names_the_output_after_the_epochs_really_averaged(tmp_path):
     src = _checkpoints(tmp_path / "ck", [1, 2])
     r = subprocess.run([sys.executable, TOOL, "--source-dir", src, "--output-dir", str(tmp_path / "o"),
@@ -290,6 +293,7 @@ def test_averaging_names_the_output_after_the_epochs_really_averaged(tmp_path):
     assert "no checkpoint for epochs 3-22 of 2..22" in r.stdout
 
 
+@pytest.mark.slow
 def test_a_corrupt_checkpoint_inside_the_range_stops_averaging(tmp_path):
     src = _checkpoints(tmp_path / "ck", [1, 2, 3])
     (tmp_path / "ck" / "checkpoint_epoch_00002.pyth").write_bytes(b"truncated")
@@ -299,6 +303,7 @@ def test_a_corrupt_checkpoint_inside_the_range_stops_averaging(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_patching_refuses_an_output_equal_to_its_input(tmp_path, tiny_clip_file):
     src = _checkpoints(tmp_path / "ck", [1])
     ckpt = os.path.join(src, "checkpoint_epoch_00001.pyth")

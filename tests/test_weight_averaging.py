@@ -251,6 +251,7 @@ def test_dry_run_prints_weights_and_writes_nothing(gapped_dir, tmp_path, capsys)
     assert f"{0.2:10.6f}{ewa[0]:10.6f}  {os.path.join(src, 'checkpoint_epoch_00002.pyth')}" in printed
 
 
+@pytest.mark.slow
 def test_peak_memory_of_20_checkpoints_stays_below_three_checkpoint_sizes(tmp_path):
     # Stacking the 20 files (the original tool) measures about 20x here; streaming about 2x.
     size = write_synthetic_checkpoints(str(tmp_path / "ck"), 20, size_mb=6, teacher_fraction=0.25)
@@ -267,6 +268,7 @@ def _partial_temp_exists(directory):
         return False
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_no_partial_output_and_a_rerun_succeeds(tmp_path):
     src, out = tmp_path / "ck", tmp_path / "o"
     write_synthetic_checkpoints(str(src), 3, size_mb=16)
