@@ -1,5 +1,6 @@
 """Shared fixtures: tiny OpenAI-format CLIP checkpoints written with random weights."""
 
+import json
 import os
 import sys
 
@@ -29,4 +30,23 @@ def tiny_clip_file(tmp_path_factory, tiny_clip_config):
     """Path of a plain state-dict checkpoint of the tiny CLIP (OpenAI key layout, random weights)."""
     path = tmp_path_factory.mktemp("clip") / "tiny_clip.pt"
     torch.save(random_clip_state_dict(tiny_clip_config, seed=0), path)
+    return str(path)
+
+
+@pytest.fixture
+def llm_env(monkeypatch, tmp_path):
+    """No OpenAI settings from the machine's environment or a stray .env; work in tmp_path."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE", "OPENAI_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def classes_file(llm_env):
+    """The class-index file of the LLM stage tests (tests/fakes.py's CLASSES) in the test's folder."""
+    from fakes import CLASSES
+
+    path = llm_env / "index2cls.json"
+    path.write_text(json.dumps({str(i): n for i, n in enumerate(CLASSES)}))
     return str(path)

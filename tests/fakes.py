@@ -143,3 +143,16 @@ class FakeLLM:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+# What the stage tests share: a key that must never be printed, a class list, fast retries.
+KEY = "sk-test-Q7s9XkLmN2pR4tV6wY8zA1bC3dE5fG"
+CLASSES = ["abseiling", "Apply Eye Makeup", "passing American football (in game)", "yo-yo"]
+FAST = ["--backoff-base", "0.01", "--backoff-max", "0.05", "--timeout", "10", "--quiet"]
+
+
+def serve(request, **kw) -> FakeLLM:
+    """A FakeLLM server closed when the test ends."""
+    fake = FakeLLM(**kw)
+    request.addfinalizer(fake.close)
+    return fake

@@ -14,6 +14,7 @@ from slowfast.config import (
     merge_from_list,
     num_processes,
 )
+from paper_command import PAPER_OPTS
 from slowfast.config.parser import load_config, parse_args
 from slowfast.errors import UserError
 from slowfast.utils.lr_policy import lr_at_epoch, schedule_from_cfg
@@ -21,47 +22,6 @@ from slowfast.utils.lr_policy import lr_at_epoch, schedule_from_cfg
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER_YAML = os.path.join(ROOT, "configs", "Kinetics", "TemporalCLIP_vitb16_8x16_STAdapter.yaml")
 
-# The --opts of the original work's K400 training command (script/training/temporal_b16/train_tclip_k400.sh),
-# with its machine-specific paths replaced by relative ones.
-PAPER_OPTS = [
-    "DATA.PATH_TO_DATA_DIR", "label_db/weng_compress_full_splits",
-    "DATA.PATH_PREFIX", "data/Kinetics-400/videos_se256",
-    "DATA.PATH_LABEL_SEPARATOR", ",",
-    "DATA.INDEX_LABEL_MAPPING_FILE", "label_db/k400-index2cls.json",
-    "DATA.TEXT_AUG", "True",
-    "DATA.TEXT_AUG_FEATURE_FILE", "text_feats/classes_text_feats_k400_tpl8_xmix_ViT-B_16.pt",
-    "TRAIN.ENABLE", "True",
-    "OUTPUT_DIR", "output/STDD_ch32_ts1+2/vitb16_8x16",
-    "TRAIN.BATCH_SIZE", "32",
-    "TEST.BATCH_SIZE", "64",
-    "TEST.NUM_ENSEMBLE_VIEWS", "3",
-    "TEST.NUM_SPATIAL_CROPS", "1",
-    "NUM_GPUS", "4",
-    "SOLVER.MAX_EPOCH", "22",
-    "SOLVER.WARMUP_EPOCHS", "2.0",
-    "SOLVER.BASE_LR", "3.33e-6",
-    "SOLVER.WARMUP_START_LR", "3.33e-8",
-    "SOLVER.COSINE_END_LR", "3.33e-8",
-    "TRAIN.MIXED_PRECISION", "True",
-    "DATA.DECODING_BACKEND", "pyav",
-    "MODEL.NUM_CLASSES", "400",
-    "MODEL.TEMPORAL_MODELING_TYPE", "stcross_attend",
-    "MIXUP.ENABLE", "False",
-    "AUG.ENABLE", "False",
-    "AUG.NUM_SAMPLE", "1",
-    "TRAIN.EVAL_PERIOD", "22",
-    "TRAIN.CHECKPOINT_PERIOD", "1",
-    "MODEL.LOSS_FUNC", "soft_cross_entropy",
-    "TRAIN.LINEAR_CONNECT_CLIMB", "False",
-    "TRAIN.CLIP_ORI_PATH", "clip/ViT-B-16.pt",
-    "TRAIN.LINEAR_CONNECT_LOSS_RATIO", "0.0",
-    "MODEL.CHANNEL_FOLD", "32",
-    "MODEL.TEMPORAL_SCALE", "[1,2]",
-    "MODEL.RAW_MODEL_DISTILLATION", "True",
-    "MODEL.KEEP_RAW_MODEL", "True",
-    "MODEL.DISTILLATION_RATIO", "2.0",
-    "DATA_LOADER.NUM_WORKERS", "4",
-]
 
 
 def test_the_paper_command_line_parses_completely():

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from slowfast.config import all_keys, get_cfg, merge_from_file, merge_from_list
 from slowfast.datasets import class_lists, transforms
 from slowfast.engine.zero_shot import BENCHMARKS, ProtocolError, check_splits
+from paper_command import PAPER_OPTS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KINETICS = os.path.join(ROOT, "configs", "Kinetics")
@@ -23,45 +24,7 @@ RECIPE_L14 = os.path.join(KINETICS, "STDD_vitl14_8x16_k400.yaml")
 ORIGINAL_YAML = os.path.join(KINETICS, "TemporalCLIP_vitb16_8x16_STAdapter.yaml")
 
 # The original work's K400 training command (its README), as --opts data: every value but the paths.
-ORIGINAL_OPTS = [
-    "DATA.PATH_TO_DATA_DIR", "label_db/weng_compress_full_splits",
-    "DATA.PATH_PREFIX", "Kinetics-400/raw/videos_se256",
-    "DATA.PATH_LABEL_SEPARATOR", ",",
-    "DATA.INDEX_LABEL_MAPPING_FILE", "label_db/k400-index2cls.json",
-    "DATA.TEXT_AUG", "True",
-    "DATA.TEXT_AUG_FEATURE_FILE", "text_feats/classes_text_feats_k400_tpl8_xmix_ViT-B_16.pt",
-    "TRAIN.ENABLE", "True",
-    "OUTPUT_DIR", "STDD_ch32_ts1+2/vitb16_8x16",
-    "TRAIN.BATCH_SIZE", "32",
-    "TEST.BATCH_SIZE", "64",
-    "TEST.NUM_ENSEMBLE_VIEWS", "3",
-    "TEST.NUM_SPATIAL_CROPS", "1",
-    "NUM_GPUS", "4",
-    "SOLVER.MAX_EPOCH", "22",
-    "SOLVER.WARMUP_EPOCHS", "2.0",
-    "SOLVER.BASE_LR", "3.33e-6",
-    "SOLVER.WARMUP_START_LR", "3.33e-8",
-    "SOLVER.COSINE_END_LR", "3.33e-8",
-    "TRAIN.MIXED_PRECISION", "True",
-    "DATA.DECODING_BACKEND", "pyav",
-    "MODEL.NUM_CLASSES", "400",
-    "MODEL.TEMPORAL_MODELING_TYPE", "stcross_attend",
-    "MIXUP.ENABLE", "False",
-    "AUG.ENABLE", "False",
-    "AUG.NUM_SAMPLE", "1",
-    "TRAIN.EVAL_PERIOD", "22",
-    "TRAIN.CHECKPOINT_PERIOD", "1",
-    "MODEL.LOSS_FUNC", "soft_cross_entropy",
-    "TRAIN.LINEAR_CONNECT_CLIMB", "False",
-    "TRAIN.CLIP_ORI_PATH", "clip/ViT-B-16.pt",
-    "TRAIN.LINEAR_CONNECT_LOSS_RATIO", "0.0",
-    "MODEL.CHANNEL_FOLD", "32",
-    "MODEL.TEMPORAL_SCALE", "[1,2]",
-    "MODEL.RAW_MODEL_DISTILLATION", "True",
-    "MODEL.KEEP_RAW_MODEL", "True",
-    "MODEL.DISTILLATION_RATIO", "2.0",
-    "DATA_LOADER.NUM_WORKERS", "4",
-]
+ORIGINAL_OPTS = PAPER_OPTS
 PATH_KEYS = {"DATA.PATH_TO_DATA_DIR", "DATA.PATH_PREFIX", "DATA.TEXT_AUG_FEATURE_FILE", "OUTPUT_DIR",
              "TRAIN.CLIP_ORI_PATH"}
 # Where the recipe differs from the original command on purpose. TEST.ENABLE: the original tests the last

@@ -6,7 +6,6 @@ End to end: our CLIs, the real `openai` client, a chat-completions server on 127
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import time
@@ -14,35 +13,11 @@ import time
 import pytest
 import yaml
 
-from fakes import FakeLLM, Reply
+from fakes import CLASSES, FAST, KEY, Reply, serve
 from slowfast.text.cli import askg_main, xprompt_main
 from slowfast.text.llm import resolve_settings
 
-KEY = "sk-test-Q7s9XkLmN2pR4tV6wY8zA1bC3dE5fG"
-CLASSES = ["abseiling", "Apply Eye Makeup", "passing American football (in game)", "yo-yo"]
-FAST = ["--backoff-base", "0.01", "--backoff-max", "0.05", "--timeout", "10", "--quiet"]
 
-
-@pytest.fixture
-def llm_env(monkeypatch, tmp_path):
-    """No OpenAI settings from the machine's environment or a stray .env; work in tmp_path."""
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE", "OPENAI_MODEL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
-def classes_file(llm_env):
-    path = llm_env / "index2cls.json"
-    path.write_text(json.dumps({str(i): n for i, n in enumerate(CLASSES)}))
-    return str(path)
-
-
-def serve(request, **kw) -> FakeLLM:
-    fake = FakeLLM(**kw)
-    request.addfinalizer(fake.close)
-    return fake
 
 
 def closed_port_url() -> str:

@@ -7,7 +7,6 @@ hanging, 401).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,35 +17,11 @@ import time
 import pytest
 import yaml
 
-from fakes import FakeLLM, Reply, class_of
+from fakes import CLASSES, FAST, FakeLLM, KEY, Reply, class_of, serve
 from slowfast.text.cli import askg_main, xprompt_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KEY = "sk-test-Q7s9XkLmN2pR4tV6wY8zA1bC3dE5fG"
-CLASSES = ["abseiling", "Apply Eye Makeup", "passing American football (in game)", "yo-yo"]
-FAST = ["--backoff-base", "0.01", "--backoff-max", "0.05", "--timeout", "10", "--quiet"]
 
-
-@pytest.fixture
-def llm_env(monkeypatch, tmp_path):
-    """No OpenAI settings from the machine's environment or a stray .env; work in tmp_path."""
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
-def classes_file(llm_env):
-    path = llm_env / "index2cls.json"
-    path.write_text(json.dumps({str(i): n for i, n in enumerate(CLASSES)}))
-    return str(path)
-
-
-def serve(request, **kw) -> FakeLLM:
-    fake = FakeLLM(**kw)
-    request.addfinalizer(fake.close)
-    return fake
 
 
 def stage1(fake: FakeLLM, classes: str, out: str, *extra: str) -> int:
