@@ -150,16 +150,7 @@ def test_harmonic_mean_of_base_and_novel():
 
 # ---- the protocol end to end ------------------------------------------------------------------------------
 TINY_YAML = """
-_BASE_: {root}/configs/Synthetic/STDD_custom_8x2.yaml
-NUM_GPUS: 0
-DATA:
-  NUM_FRAMES: 4
-  SAMPLING_RATE: 4
-  TRAIN_JITTER_SCALES: [32, 32]
-  TRAIN_CROP_SIZE: 32
-  TEST_CROP_SIZE: 32
-DATA_LOADER:
-  NUM_WORKERS: 0
+_BASE_: {root}/tests/data/tiny_synthetic.yaml
 TRAIN:
   BATCH_SIZE: 4
 TEST:
@@ -171,13 +162,6 @@ SOLVER:
 MODEL:
   CHANNEL_FOLD: 8
   DETERMINISTIC_TEST_MASKS: True
-  CUSTOM_CLIP:
-    IMAGE_RESOLUTION: 32
-    VISION_WIDTH: 64
-    VISION_LAYERS: 1
-    EMBED_DIM: 32
-    TEXT_WIDTH: 32
-    TEXT_LAYERS: 1
 """
 
 

@@ -17,35 +17,16 @@ from slowfast.inference import VideoClassifier
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = ["moving left", "moving right", "moving up"]
 TINY_YAML = """
-_BASE_: {root}/configs/Synthetic/STDD_custom_8x2.yaml
-NUM_GPUS: 0
+_BASE_: {root}/tests/data/tiny_synthetic.yaml
 OUTPUT_DIR: {out}
 DATA:
   PATH_TO_DATA_DIR: {data}
   PATH_PREFIX: {data}
   INDEX_LABEL_MAPPING_FILE: {data}/index2cls.json
-  NUM_FRAMES: 4
-  SAMPLING_RATE: 4
-  TRAIN_JITTER_SCALES: [32, 32]
-  TRAIN_CROP_SIZE: 32
-  TEST_CROP_SIZE: 32
-DATA_LOADER:
-  NUM_WORKERS: 0
-TRAIN:
-  BATCH_SIZE: 8
-TEST:
-  BATCH_SIZE: 12
 SOLVER:
   MAX_EPOCH: 1
 MODEL:
   DETERMINISTIC_TEST_MASKS: True
-  CUSTOM_CLIP:
-    IMAGE_RESOLUTION: 32
-    VISION_WIDTH: 64
-    VISION_LAYERS: 1
-    EMBED_DIM: 32
-    TEXT_WIDTH: 32
-    TEXT_LAYERS: 1
 """
 
 

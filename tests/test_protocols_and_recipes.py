@@ -23,28 +23,7 @@ SCRIPTS = [
 
 # A tiny STDD on 32-px crops of the synthetic videos: 4 frames, a 4x4 patch grid, width 64.
 TINY_YAML = """
-_BASE_: {root}/configs/Synthetic/STDD_custom_8x2.yaml
-NUM_GPUS: 0
-DATA:
-  NUM_FRAMES: 4
-  SAMPLING_RATE: 4
-  TRAIN_JITTER_SCALES: [32, 32]
-  TRAIN_CROP_SIZE: 32
-  TEST_CROP_SIZE: 32
-DATA_LOADER:
-  NUM_WORKERS: 0
-TRAIN:
-  BATCH_SIZE: 8
-TEST:
-  BATCH_SIZE: 12
-MODEL:
-  CUSTOM_CLIP:
-    IMAGE_RESOLUTION: 32
-    VISION_WIDTH: 64
-    VISION_LAYERS: 1
-    EMBED_DIM: 32
-    TEXT_WIDTH: 32
-    TEXT_LAYERS: 1
+_BASE_: {root}/tests/data/tiny_synthetic.yaml
 """
 
 
