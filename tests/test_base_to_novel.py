@@ -149,7 +149,7 @@ def test_harmonic_mean_of_base_and_novel():
 
 # ---- the protocol end to end ------------------------------------------------------------------------------
 TINY_YAML = """
-_BASE_: {root}/tests/data/tiny_synthetic.yaml
+_BASE_: {root}/tests/configs/tiny_synthetic.yaml
 TRAIN:
   BATCH_SIZE: 4
 TEST:

@@ -5,6 +5,8 @@ import os
 import pytest
 import torch
 
+from archives import clip_module_tree
+
 from slowfast.models.clip import (
     CLIPWeightsError,
     build_clip,
@@ -71,22 +73,7 @@ def test_architecture_is_inferred_from_the_state_dict():
 def _torchscript_archive(sd, path):
     """An OpenAI-style TorchScript archive: a scripted module whose state dict has the CLIP keys."""
 
-    class Holder(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x
-
-    root = Holder()
-    for key, value in sd.items():
-        *parents, leaf = key.split(".")
-        module = root
-        for p in parents:
-            if not hasattr(module, p):
-                module.add_module(p, Holder())
-            module = getattr(module, p)
-        module.register_parameter(leaf, torch.nn.Parameter(value.clone().half(), requires_grad=False))
+    root = clip_module_tree(sd, torch.half)
     # OpenAI archives carry three metadata entries besides the weights.
     root.register_buffer("input_resolution", torch.tensor(32))
     root.register_buffer("context_length", torch.tensor(77))

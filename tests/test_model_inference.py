@@ -17,7 +17,7 @@ from slowfast.inference import VideoClassifier
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = ["moving left", "moving right", "moving up"]
 TINY_YAML = """
-_BASE_: {root}/tests/data/tiny_synthetic.yaml
+_BASE_: {root}/tests/configs/tiny_synthetic.yaml
 OUTPUT_DIR: {out}
 DATA:
   PATH_TO_DATA_DIR: {data}

@@ -9,6 +9,8 @@ import sys
 import pytest
 import torch
 
+from archives import clip_module_tree
+
 from slowfast.config import get_cfg
 from slowfast.models import build_model
 from slowfast.models.clip import read_state_dict
@@ -39,22 +41,9 @@ class Payload(torch.nn.Module):
         self.mapped = torch.from_file(state[0], shared=True, size=8, dtype=torch.uint8)
 
 
-class Holder(torch.nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 def malicious_archive(sd, path, marker):
     """A TorchScript archive with the CLIP weights of `sd` and a payload module."""
-    root = Holder()
-    for key, value in sd.items():
-        *parents, leaf = key.split(".")
-        module = root
-        for p in parents:
-            if not hasattr(module, p):
-                module.add_module(p, Holder())
-            module = getattr(module, p)
-        module.register_parameter(leaf, torch.nn.Parameter(value.clone(), requires_grad=False))
+    root = clip_module_tree(sd)
     root.add_module("payload", Payload(marker))
     torch.jit.save(torch.jit.script(root), str(path))
 

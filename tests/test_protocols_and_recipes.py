@@ -23,7 +23,7 @@ SCRIPTS = [
 
 # A tiny STDD on 32-px crops of the synthetic videos: 4 frames, a 4x4 patch grid, width 64.
 TINY_YAML = """
-_BASE_: {root}/tests/data/tiny_synthetic.yaml
+_BASE_: {root}/tests/configs/tiny_synthetic.yaml
 """
 
 
