@@ -5,17 +5,16 @@
     clf.predict("my_video.mp4", ["juggling", "skiing", "surfing"], top_k=2)  # [("juggling", 0.91), ...]
     clf.predict_many(paths, classes)                                           # one model, batched
 
-The model is built and its weights loaded once. Videos go through the test loop's dataset (temporal views
-x crops, normalisation) and `evaluate`; a video's probabilities are the softmax of its mean logit over
-views, so they equal what `tools/run_net.py` testing computes. The text classifier is computed once per
+The model is built and its weights loaded once. Videos go through the test loop's clip pipeline (the same
+sampler and transform: temporal views x crops, normalisation, see `slowfast.datasets.load_clip`) and
+`evaluate`; a video's probabilities are the softmax of its mean logit over views, so they equal what
+`tools/run_net.py` testing computes. Nothing is written to disk. The text classifier is computed once per
 class list and cached.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections.abc import Sequence
 from typing import Optional, Union
 
@@ -53,28 +52,14 @@ def demo_config(cfg_files: Union[str, Sequence[str]], checkpoint: Optional[str] 
     return cfg
 
 
-def _write_index(folder: str, class_names: Sequence[str]) -> str:
-    path = os.path.join(folder, "index2cls.json")
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump({str(i): n for i, n in enumerate(class_names)}, f)
-    return path
-
-
-def _with_data(cfg, folder: str, index_file: str, num_classes: int):
-    c = cfg.clone()
-    c.defrost()
-    c.DATA.PATH_TO_DATA_DIR, c.DATA.PATH_PREFIX, c.DATA.PATH_LABEL_SEPARATOR = folder, "", ","
-    c.DATA.INDEX_LABEL_MAPPING_FILE, c.MODEL.NUM_CLASSES, c.TEST.OPENSET = index_file, num_classes, False
-    c.DATA.TEXT_AUG = False  # the classes are the caller's: the templates, not a feature file of other classes
-    c.freeze()
-    return c
-
-
 class VideoClassifier:
     """A loaded video model that classifies videos against any list of class names."""
 
     def __init__(self, cfg, model: nn.Module):
+        from slowfast.datasets import build_sampler, build_transform
+
         self.cfg, self.model = cfg, model
+        self.sampler, self.transform = build_sampler(cfg, "test"), build_transform(cfg, "test")
         self._classifiers: dict[tuple[str, ...], torch.Tensor] = {}
 
     @classmethod
@@ -86,11 +71,8 @@ class VideoClassifier:
         from slowfast.models import build_model
 
         cfg = demo_config(config_path, checkpoint, opts, device)
-        with tempfile.TemporaryDirectory(prefix="stdd-infer-") as tmp:
-            placeholder = ["class 0", "class 1"]  # replaced by the caller's classes at each predict
-            c = _with_data(cfg, tmp, _write_index(tmp, placeholder), len(placeholder))
-            model = build_model(c)
-            load_test_weights(c, model)
+        model = build_model(cfg, class_names=["class 0", "class 1"])  # replaced by the caller's classes at each predict
+        load_test_weights(cfg, model)
         return cls(cfg, model.eval())
 
     def _use_classes(self, classes: Sequence[str]) -> None:
@@ -102,18 +84,15 @@ class VideoClassifier:
 
     def classify(self, videos: Sequence[str], classes: Sequence[str], top_k: Optional[int] = None) -> list[Prediction]:
         """One `Prediction` per video (in order), with the top-k (default: all) classes and probabilities."""
-        from slowfast.datasets import build_loader
+        from slowfast.datasets import VideoDataset, VideoEntry, make_loader
         from slowfast.engine.evaluator import evaluate
 
-        bad = next((v for v in videos if "," in v), None)
-        if bad is not None:
-            raise ClassifyError(f"video path contains ',' which the list format cannot hold: {bad}")
+        if not videos:
+            raise ClassifyError("no videos to classify")
         self._use_classes(classes)
-        with tempfile.TemporaryDirectory(prefix="stdd-infer-") as tmp:
-            with open(os.path.join(tmp, "test.csv"), "w", encoding="utf-8") as f:
-                f.writelines(f"{os.path.abspath(v)},0\n" for v in videos)
-            c = _with_data(self.cfg, tmp, _write_index(tmp, classes), len(classes))
-            out = evaluate(c, self.model, build_loader(c, "test"), split="classify", desc="classify")
+        dataset = VideoDataset([VideoEntry(os.path.abspath(v), 0) for v in videos], self.sampler, self.transform,
+                               multi_thread_decode=self.cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE, source="videos")
+        out = evaluate(self.cfg, self.model, make_loader(self.cfg, dataset, "test"), split="classify", desc="classify")
         return self._predictions(out, list(videos), list(classes), top_k or len(classes))
 
     def _predictions(self, out: dict, videos: list[str], classes: list[str], k: int) -> list[Prediction]:

@@ -1,4 +1,7 @@
-"""CSV datasets, broken videos, the loader and the no-padding distributed sampler, on files made here."""
+"""The clip pipeline (list, sampler, transform, dataset), broken videos, the loader and the no-padding
+distributed sampler, on files made here."""
+
+import inspect
 
 import json
 import logging
@@ -13,10 +16,20 @@ from slowfast.config import get_cfg
 from slowfast.datasets import (
     ContiguousSplitSampler,
     DatasetFileError,
-    VideoCSVDataset,
+    TestTransform,
+    TrainTransform,
+    ValTransform,
+    VideoDataset,
+    VideoEntry,
     build_dataset,
     build_loader,
+    build_sampler,
+    build_transform,
+    load_clip,
+    make_loader,
+    read_video_csv,
 )
+from slowfast.datasets.sampling import ClipSampler
 
 
 def _video(path, num_frames=12, fps=30, size=(40, 56), seed=0):
@@ -79,7 +92,7 @@ def test_malformed_csv_line_is_reported_with_file_and_line(tmp_path, bad_line, m
     csv_path = tmp_path / "train.csv"
     csv_path.write_text(f"ok.mp4,0\n\n{bad_line}\n")
     with pytest.raises(DatasetFileError, match=rf"train\.csv:3: .*{message}"):
-        VideoCSVDataset(str(csv_path), "train", class_names=["a", "b"])
+        read_video_csv(str(csv_path), ",", "", num_classes=2)
 
 
 def test_unknown_dataset_name_lists_valid_names(data_dir):
@@ -91,7 +104,45 @@ def test_unknown_dataset_name_lists_valid_names(data_dir):
 def test_relative_paths_are_relative_to_the_data_dir_without_prefix(data_dir):
     ds = build_dataset(_cfg(data_dir), "val")
     assert ds.video_path(1) == os.path.join(str(data_dir), "videos/v1.mp4")
-    assert ds.class_names == ["a", "b"] and ds.num_videos == 4
+    assert ds.num_videos == 4 and ds.labels() == [0, 1, 0, 1]
+
+
+# ---- the three parts ----------------------------------------------------------------------------------
+def test_each_split_gets_its_sampler_and_transform_from_the_config(data_dir):
+    cfg = _cfg(data_dir, **{"TEST.NUM_ENSEMBLE_VIEWS": 3, "TEST.NUM_SPATIAL_CROPS": 3})
+    assert build_sampler(cfg, "train") == ClipSampler(4, 2, 30.0, "random", 1, False)
+    assert build_sampler(cfg, "val").mode == "centre" and build_sampler(cfg, "test").num_views == 3
+    assert build_sampler(_cfg(data_dir, **{"DATA.RANDOM_VAL": True}), "val").mode == "random"
+    assert isinstance(build_transform(cfg, "train"), TrainTransform)
+    assert isinstance(build_transform(cfg, "val"), ValTransform)
+    test = build_transform(cfg, "test")
+    assert isinstance(test, TestTransform) and test.num_crops == 3 and test.crop_size == 32
+
+
+def test_the_dataset_takes_its_parts_in_a_short_constructor():
+    assert len(inspect.signature(VideoDataset.__init__).parameters) - 1 <= 10
+
+
+def test_load_clip_gives_the_test_items_of_a_video_in_view_order(data_dir):
+    cfg = _cfg(data_dir, **{"TEST.NUM_ENSEMBLE_VIEWS": 2, "TEST.NUM_SPATIAL_CROPS": 3})
+    ds = build_dataset(cfg, "test")
+    clips = load_clip(ds.video_path(1), build_sampler(cfg, "test"), build_transform(cfg, "test"))
+    assert clips.shape == (6, 3, 4, 32, 32)
+    for view in range(6):
+        item = ds[6 + view]
+        assert item["view_index"] == view and torch.equal(item["frames"], clips[view])
+
+
+def test_load_clip_on_decoded_frames_equals_load_clip_on_the_file(data_dir):
+    path = str(data_dir / "videos" / "v2.mp4")
+    with av.open(path) as c:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    sampler = ClipSampler(num_frames=4, sampling_rate=2, mode="views", num_views=2)
+    transform = TestTransform(crop_size=32, mean=(0.5,) * 3, std=(0.25,) * 3)
+    from_file = load_clip(path, sampler, transform)
+    assert torch.equal(load_clip(frames, sampler, transform, fps=30), from_file)
+    with pytest.raises(ValueError, match=r"\[N, H, W, 3\]"):
+        load_clip(frames[..., 0], sampler, transform)
 
 
 # ---- items and batches ------------------------------------------------------------------------------
@@ -129,8 +180,9 @@ def test_broken_training_video_is_replaced_and_logged_once(tmp_path, caplog):
     _video(tmp_path / "good.mp4")
     broken = _broken_files(tmp_path)
     (tmp_path / "train.csv").write_text("".join(f"{b},1\n" for b in broken) + "good.mp4,0\n")
-    ds = VideoCSVDataset(str(tmp_path / "train.csv"), "train", path_prefix=str(tmp_path), num_frames=4,
-                         sampling_rate=2, train_jitter_scales=(32, 32), train_crop_size=32, num_retries=200)
+    ds = VideoDataset(read_video_csv(str(tmp_path / "train.csv"), ",", str(tmp_path)),
+                      ClipSampler(num_frames=4, sampling_rate=2, mode="random"),
+                      TrainTransform(crop_size=32, jitter_scales=(32, 32)), num_retries=200)
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
             for i in range(4):
@@ -139,13 +191,13 @@ def test_broken_training_video_is_replaced_and_logged_once(tmp_path, caplog):
     for name in broken:
         hits = [r for r in caplog.records if name in r.getMessage()]
         assert len(hits) == 1, name
-    assert sorted(os.path.basename(p) for p, _ in ds.failures) == sorted(broken)
 
 
 def test_training_gives_up_after_num_retries_naming_the_paths(tmp_path):
     _broken_files(tmp_path)
     (tmp_path / "train.csv").write_text("garbage.mp4,0\nempty.mp4,0\n")
-    ds = VideoCSVDataset(str(tmp_path / "train.csv"), "train", path_prefix=str(tmp_path), num_retries=3)
+    ds = VideoDataset(read_video_csv(str(tmp_path / "train.csv"), ",", str(tmp_path)), ClipSampler(mode="random"),
+                      TrainTransform(), num_retries=3)
     with pytest.raises(RuntimeError, match=r"4 videos in a row.*NUM_RETRIES = 3.*(garbage|empty)\.mp4"):
         ds[0]
 
@@ -155,14 +207,16 @@ def test_broken_test_videos_yield_not_ok_items_and_are_listed(tmp_path):
     broken = _broken_files(tmp_path)
     names = ["good.mp4"] + broken
     (tmp_path / "test.csv").write_text("".join(f"{n},0\n" for n in names))
-    ds = VideoCSVDataset(str(tmp_path / "test.csv"), "test", path_prefix=str(tmp_path), num_frames=4,
-                         sampling_rate=2, test_crop_size=32, num_views=2, num_crops=1)
+    ds = VideoDataset(read_video_csv(str(tmp_path / "test.csv"), ",", str(tmp_path)),
+                      ClipSampler(num_frames=4, sampling_rate=2, mode="views", num_views=2), TestTransform(crop_size=32))
     items = [ds[i] for i in range(len(ds))]
     assert [bool(it["ok"]) for it in items] == [True, True] + [False] * 8
     assert all(it["frames"].shape == (3, 4, 32, 32) for it in items)
     assert float(items[2]["frames"].abs().sum()) == 0.0
-    assert [os.path.basename(p) for p, _ in ds.failures] == broken
-    assert all(reason for _, reason in ds.failures)
+    assert [it["reason"] for it in items[:2]] == ["", ""]
+    reasons = [items[i]["reason"] for i in range(2, 10, 2)]
+    assert all(r and "\n" not in r for r in reasons)
+    assert "No such file" in reasons[3]  # missing.mp4
 
 
 # ---- distributed sampling without padding -----------------------------------------------------------
@@ -173,15 +227,26 @@ def test_split_sampler_covers_every_item_exactly_once(num_items, world):
     assert sum(len(ContiguousSplitSampler(num_items, r, world)) for r in range(world)) == num_items
 
 
-def test_failures_seen_in_loader_workers_reach_the_main_process(tmp_path):
+def test_unreadable_video_reasons_travel_in_the_batch_from_loader_workers(tmp_path):
     _video(tmp_path / "good.mp4")
-    (tmp_path / "test.csv").write_text("good.mp4,0\nmissing.mp4,0\n")
-    (tmp_path / "index2cls.json").write_text(json.dumps({"0": "a"}))
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "test.csv").write_text("good.mp4,0\nmissing.mp4,0\nempty.mp4,0\n")
     cfg = _cfg(tmp_path, **{"DATA_LOADER.NUM_WORKERS": 1, "DATA.INDEX_LABEL_MAPPING_FILE": "", "TEST.NUM_ENSEMBLE_VIEWS": 1})
-    loader = build_loader(cfg, "test")
-    ok = torch.cat([b["ok"] for b in loader])
-    assert ok.tolist() == [True, False]
-    assert [(os.path.basename(p), bool(r)) for p, r in loader.dataset.failures] == [("missing.mp4", True)]
+    batches = list(build_loader(cfg, "test"))
+    ok = torch.cat([b["ok"] for b in batches])
+    reasons = [r for b in batches for r in b["reason"]]
+    assert ok.tolist() == [True, False, False]
+    assert reasons[0] == "" and "No such file" in reasons[1] and reasons[2]
+
+
+def test_a_dataset_of_your_own_paths_needs_no_list_file(data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = _cfg(data_dir)
+    entries = [VideoEntry(str(data_dir / "videos" / "v0.mp4"), 0)]
+    ds = VideoDataset(entries, build_sampler(cfg, "test"), build_transform(cfg, "test"))
+    batch = next(iter(make_loader(cfg, ds, "test")))
+    assert batch["ok"].all() and batch["frames"].shape[0] == ds.items_per_video == 3
+    assert os.listdir(tmp_path) == []
 
 
 def test_config_refuses_a_crop_larger_than_the_smallest_training_scale():

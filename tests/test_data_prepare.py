@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from slowfast.datasets import class_lists, prepare
-from slowfast.datasets.csv_dataset import read_class_names, read_video_csv
+from slowfast.datasets.video_list import read_video_csv
+from slowfast.utils.class_index import read_class_names
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from slowfast.datasets.csv_dataset import read_class_names, read_video_csv
+from slowfast.datasets.video_list import read_video_csv
+from slowfast.utils.class_index import read_class_names
 from slowfast.datasets.decoder import read_clip
 from slowfast.datasets.synthetic import (
     CLASSES,

@@ -65,6 +65,45 @@ def test_predict_many_equals_predict_one_by_one_and_caches_the_classifier(synthe
     assert classifier._classifiers[tuple(CLASSES)] is cached
 
 
+_WRITES: list = []  # (event, path) of file-system writes while _RECORDING[0] is set
+_RECORDING = [False]
+
+
+def _record_writes(event, args):
+    if not _RECORDING[0]:
+        return
+    if event == "open" and len(args) >= 3:
+        mode, flags = args[1], args[2]
+        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+            isinstance(flags, int) and flags > 0 and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+        if writing:
+            _WRITES.append((event, args[0]))
+    elif event in ("os.mkdir", "os.rename", "os.remove", "os.symlink", "shutil.copyfile"):
+        _WRITES.append((event, args[0]))
+
+
+sys.addaudithook(_record_writes)  # inert unless a test sets _RECORDING[0]
+
+
+def test_classifying_writes_no_file(synthetic, classifier, tmp_path):
+    import shutil
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    comma = videos / "left, then right.mp4"  # a name no CSV list could hold
+    shutil.copy(synthetic[0] / "videos" / "test" / "moving_left_0000.mp4", comma)
+    (videos / "empty.mp4").write_bytes(b"")
+    _WRITES.clear()
+    _RECORDING[0] = True
+    try:
+        preds = classifier.classify([str(comma), str(videos / "empty.mp4")], CLASSES, top_k=2)
+    finally:
+        _RECORDING[0] = False
+    assert [p.ok for p in preds] == [True, False] and len(preds[0].topk) == 2
+    assert "empty.mp4" in preds[1].path and preds[1].reason and preds[1].reason != "could not be decoded"
+    assert _WRITES == []
+
+
 @pytest.mark.slow
 def test_api_predict_equals_the_cli_probabilities(synthetic, classifier, tmp_path):
     video = str(synthetic[0] / "videos" / "test" / "moving_up_0000.mp4")

@@ -1,7 +1,11 @@
-"""Video datasets: CSV lists of videos decoded with PyAV, sampled, transformed and batched as dicts.
+"""Video datasets: lists of videos decoded with PyAV, sampled, transformed and batched as dicts.
 
+The pipeline has three parts, each built once from the config: the video list (`read_video_csv`), the clip
+sampler (`build_sampler`) and the transform (`build_transform`); `VideoDataset` joins them and
+`load_clip(video, sampler, transform)` runs them on one video (a path or decoded frames).
 `build_dataset(cfg, split)` and `build_loader(cfg, split, shuffle=None)` are the entry points; batches
-are `{"frames": [B, 3, T, S, S], "label": [B], "video_index": [B], "view_index": [B], "ok": [B]}`.
+are `{"frames": [B, 3, T, S, S], "label": [B], "video_index": [B], "view_index": [B], "ok": [B],
+"reason": [B strings, "" where the video was read]}`.
 
 Names are imported lazily so that the dataset tools (`prepare`, `synthetic`) start without torch.
 """
@@ -9,15 +13,24 @@ Names are imported lazily so that the dataset tools (`prepare`, `synthetic`) sta
 import importlib
 
 _EXPORTS = {
-    "DatasetFileError": "csv_dataset",
-    "VideoCSVDataset": "csv_dataset",
-    "read_class_names": "csv_dataset",
-    "read_video_csv": "csv_dataset",
+    "DatasetFileError": "video_list",
+    "VideoEntry": "video_list",
+    "read_video_csv": "video_list",
+    "VideoDataset": "dataset",
+    "UnreadableVideosError": "dataset",
+    "ClipSampler": "sampling",
+    "TrainTransform": "transforms",
+    "ValTransform": "transforms",
+    "TestTransform": "transforms",
+    "load_clip": "clips",
     "VideoDecodeError": "decoder",
     "read_clip": "decoder",
     "DATASET_NAMES": "loader",
     "ContiguousSplitSampler": "loader",
     "build_dataset": "loader",
+    "build_sampler": "loader",
+    "build_transform": "loader",
+    "make_loader": "loader",
     "build_loader": "loader",
     "reseed_for_epoch": "loader",
 }

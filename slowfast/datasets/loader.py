@@ -1,4 +1,10 @@
-"""`build_dataset` / `build_loader`: config -> dataset arguments, samplers, worker seeding, dict batches.
+"""The config at the edge of the data pipeline: `build_sampler`, `build_transform`, `build_dataset`,
+`build_loader` (and `make_loader` for a dataset built otherwise, e.g. from your own list of videos).
+
+A split's pipeline is three parts built once: the video list (`read_video_csv` of the split's CSV), the
+clip sampler (train: a random clip; val: the centre clip, or a random one with DATA.RANDOM_VAL; test:
+TEST.NUM_ENSEMBLE_VIEWS views) and the transform (train: jitter, crop, flip; val: centre crop; test:
+TEST.NUM_SPATIAL_CROPS crops), joined by `VideoDataset`.
 
 Per-process batch = global batch / world size (TRAIN.BATCH_SIZE for train and val, TEST.BATCH_SIZE for
 test); `assert_and_infer_cfg` has checked that it divides.
@@ -24,13 +30,20 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from slowfast.datasets.csv_dataset import VideoCSVDataset, read_class_names
+from slowfast.datasets.dataset import VideoDataset
+from slowfast.datasets.sampling import ClipSampler
+from slowfast.datasets.transforms import ClipTransform, TestTransform, TrainTransform, ValTransform
+from slowfast.datasets.video_list import check_paths_exist, read_video_csv
+from slowfast.utils.class_index import read_class_names
 from slowfast.utils.seeding import derive_seed
 
 __all__ = [
     "DATASET_NAMES",
     "ContiguousSplitSampler",
+    "build_sampler",
+    "build_transform",
     "build_dataset",
+    "make_loader",
     "build_loader",
     "reseed_for_epoch",
     "dataset_csv_path",
@@ -75,40 +88,54 @@ def dataset_csv_path(cfg, split: str) -> str:
     return os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f"{name}.csv")
 
 
-def build_dataset(cfg, split: str) -> VideoCSVDataset:
-    """The dataset of `split` (train, val or test) as the config describes it."""
+def _check_split(split: str) -> None:
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be train, val or test, got {split!r}")
+
+
+def _random_clip(cfg, split: str) -> bool:
+    return split == "train" or (split == "val" and cfg.DATA.RANDOM_VAL)
+
+
+def build_sampler(cfg, split: str) -> ClipSampler:
+    """Which frames the clips of `split` take (see the module docstring)."""
+    _check_split(split)
+    mode = "random" if _random_clip(cfg, split) else ("views" if split == "test" else "centre")
+    d = cfg.DATA
+    return ClipSampler(num_frames=d.NUM_FRAMES, sampling_rate=d.SAMPLING_RATE, target_fps=d.TARGET_FPS, mode=mode,
+                       num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS if mode == "views" else 1, original=d.ORIGINAL_SAMPLING)
+
+
+def build_transform(cfg, split: str) -> ClipTransform:
+    """The spatial transform of `split` (see the module docstring)."""
+    _check_split(split)
+    d = cfg.DATA
+    common = dict(mean=tuple(d.MEAN), std=tuple(d.STD), original_resize=d.ORIGINAL_RESIZE)
+    if _random_clip(cfg, split):
+        return TrainTransform(crop_size=d.TRAIN_CROP_SIZE, jitter_scales=tuple(d.TRAIN_JITTER_SCALES),
+                              flip=d.RANDOM_FLIP, **common)
+    if split == "val":
+        return ValTransform(crop_size=d.TRAIN_CROP_SIZE, scale=int(d.TRAIN_JITTER_SCALES[0]), **common)
+    return TestTransform(crop_size=d.TEST_CROP_SIZE, crops=cfg.TEST.NUM_SPATIAL_CROPS, **common)
+
+
+def build_dataset(cfg, split: str) -> VideoDataset:
+    """The dataset of `split` (train, val or test) as the config describes it."""
+    _check_split(split)
     name = (cfg.TEST.DATASET if split == "test" else cfg.TRAIN.DATASET).lower()
     key = "TEST.DATASET" if split == "test" else "TRAIN.DATASET"
     if name not in DATASET_NAMES:
         raise ValueError(f"{key} {name!r} is not a known dataset; valid names: {', '.join(DATASET_NAMES)}")
-    class_names = read_class_names(cfg.DATA.INDEX_LABEL_MAPPING_FILE) if cfg.DATA.INDEX_LABEL_MAPPING_FILE else None
+    num_classes = len(read_class_names(cfg.DATA.INDEX_LABEL_MAPPING_FILE)) if cfg.DATA.INDEX_LABEL_MAPPING_FILE else None
     prefix = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR
+    csv_path = dataset_csv_path(cfg, split)
+    entries = read_video_csv(csv_path, cfg.DATA.PATH_LABEL_SEPARATOR, prefix, num_classes)
+    check_paths_exist(entries, csv_path, prefix)
     rank, _ = _world()
-    return VideoCSVDataset(
-        dataset_csv_path(cfg, split),
-        split,
-        path_prefix=prefix,
-        separator=cfg.DATA.PATH_LABEL_SEPARATOR,
-        class_names=class_names,
-        num_frames=cfg.DATA.NUM_FRAMES,
-        sampling_rate=cfg.DATA.SAMPLING_RATE,
-        target_fps=cfg.DATA.TARGET_FPS,
-        original_sampling=cfg.DATA.ORIGINAL_SAMPLING,
-        random_val=cfg.DATA.RANDOM_VAL,
-        original_resize=cfg.DATA.ORIGINAL_RESIZE,
-        train_jitter_scales=cfg.DATA.TRAIN_JITTER_SCALES,
-        train_crop_size=cfg.DATA.TRAIN_CROP_SIZE,
-        test_crop_size=cfg.DATA.TEST_CROP_SIZE,
-        random_flip=cfg.DATA.RANDOM_FLIP,
-        mean=cfg.DATA.MEAN,
-        std=cfg.DATA.STD,
-        num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS,
-        num_crops=cfg.TEST.NUM_SPATIAL_CROPS,
-        num_retries=cfg.DATA_LOADER.NUM_RETRIES,
-        multi_thread_decode=cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE,
-        seed=derive_seed(cfg.RNG_SEED, rank),
+    return VideoDataset(
+        entries, build_sampler(cfg, split), build_transform(cfg, split),
+        num_retries=cfg.DATA_LOADER.NUM_RETRIES, multi_thread_decode=cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE,
+        seed=derive_seed(cfg.RNG_SEED, rank), source=csv_path,
     )
 
 
@@ -135,7 +162,11 @@ class _WorkerInit:
 
 def build_loader(cfg, split: str, shuffle: bool | None = None) -> DataLoader:
     """DataLoader of dict batches for `split`; `shuffle` defaults to True for train only."""
-    dataset = build_dataset(cfg, split)
+    return make_loader(cfg, build_dataset(cfg, split), split, shuffle)
+
+
+def make_loader(cfg, dataset: VideoDataset, split: str, shuffle: bool | None = None) -> DataLoader:
+    """DataLoader of dict batches over `dataset` with `split`'s batch size, sampler and worker seeding."""
     rank, world = _world()
     batch = (cfg.TEST.BATCH_SIZE if split == "test" else cfg.TRAIN.BATCH_SIZE) // world
     is_train = split == "train"

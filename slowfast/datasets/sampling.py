@@ -21,7 +21,11 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
+
 __all__ = [
+    "SAMPLING_MODES",
+    "ClipSampler",
     "frame_step",
     "max_clip_start",
     "train_clip_start",
@@ -137,3 +141,48 @@ def original_pyav_indices(
         out.append(first + min(int(pos), decoded - 1))  # torch .long() truncates
     return out
 
+
+
+# "random": one clip at a random start (training); "centre": the centre clip (validation); "views": the
+# `num_views` evenly spaced test views.
+SAMPLING_MODES = ("random", "centre", "views")
+
+
+@dataclass(frozen=True)
+class ClipSampler:
+    """Which frames make up the clip(s) of one video: the temporal half of the clip pipeline.
+
+    `original` selects the original code's pyav sampling (`original_pyav_indices`, for parity).
+    """
+
+    num_frames: int = 8
+    sampling_rate: int = 8
+    target_fps: float = 30.0
+    mode: str = "views"
+    num_views: int = 1
+    original: bool = False
+
+    def __post_init__(self):
+        if self.mode not in SAMPLING_MODES:
+            raise ValueError(f"unknown sampling mode {self.mode!r} ({', '.join(SAMPLING_MODES)})")
+        if self.num_frames < 1 or self.sampling_rate < 1 or self.num_views < 1:
+            raise ValueError(f"num_frames, sampling_rate and num_views must be >= 1: {self}")
+
+    @property
+    def clips_per_video(self) -> int:
+        return self.num_views if self.mode == "views" else 1
+
+    def clip_indices(self, num_video_frames: int, video_fps: float, view: int = 0,
+                     rng: random.Random | None = None) -> list[int]:
+        """Absolute frame numbers of clip `view` (0 unless mode is "views"); "random" draws from `rng`."""
+        if self.original:
+            clip_idx = {"random": -1, "views": view, "centre": 0}[self.mode]
+            return original_pyav_indices(num_video_frames, video_fps, self.num_frames, self.sampling_rate,
+                                         self.target_fps, clip_idx, self.clips_per_video, rng)
+        mode = "view" if self.mode == "views" else self.mode
+        return sample_clip_indices(mode, num_video_frames, video_fps, self.num_frames, self.sampling_rate,
+                                   self.target_fps, rng=rng, view=view, num_views=self.clips_per_video)
+
+    def video_indices(self, num_video_frames: int, video_fps: float, rng: random.Random | None = None) -> list[int]:
+        """The frame numbers of every clip of the video, clip after clip (`clips_per_video * num_frames`)."""
+        return [i for v in range(self.clips_per_video) for i in self.clip_indices(num_video_frames, video_fps, v, rng)]

@@ -12,18 +12,26 @@ without it, detail finer than the new pixel grid aliases.
 * val: short side to `jitter_scales[0]`, centre crop (deterministic);
 * test: short side to `crop_size`, then crop `spatial_index` of `num_crops`: 1 crop is the centre, 3 crops
   are left/centre/right along the long side (top/centre/bottom for portrait videos).
+
+`TrainTransform`, `ValTransform` and `TestTransform` hold these settings, built once from the config
+(`slowfast.datasets.loader.build_transform`); each is called as `transform(frames, crop, rng)`.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
 __all__ = [
+    "ClipTransform",
+    "TrainTransform",
+    "ValTransform",
+    "TestTransform",
     "to_tensor_clip",
     "short_side_resize",
     "crop",
@@ -149,3 +157,64 @@ def test_transform(
 ) -> torch.Tensor:
     clip = _resized(frames, crop_size, mean, std, original_resize)
     return _normalized(uniform_crop(clip, crop_size, spatial_index, num_crops), mean, std, original_resize)
+
+
+@dataclass(frozen=True)
+class ClipTransform:
+    """The spatial half of the clip pipeline: settings shared by the three modes.
+
+    A transform makes `num_crops` clips from the frames of one temporal clip; `crop` picks one of them.
+    """
+
+    crop_size: int = 224
+    mean: tuple[float, ...] = (0.45, 0.45, 0.45)
+    std: tuple[float, ...] = (0.225, 0.225, 0.225)
+    original_resize: bool = False
+
+    @property
+    def num_crops(self) -> int:
+        return 1
+
+    def __call__(self, frames: np.ndarray | torch.Tensor, crop: int = 0, rng: random.Random | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class TrainTransform(ClipTransform):
+    """Random short side in `jitter_scales`, random crop, horizontal flip (p = 0.5) when `flip`."""
+
+    jitter_scales: tuple[int, int] = (256, 320)
+    flip: bool = True
+
+    def __call__(self, frames, crop=0, rng=None):
+        return train_transform(frames, self.jitter_scales, self.crop_size, self.flip, self.mean, self.std,
+                               rng if rng is not None else random.Random(), self.original_resize)
+
+
+@dataclass(frozen=True)
+class ValTransform(ClipTransform):
+    """Short side to `scale`, centre crop."""
+
+    scale: int = 256
+
+    def __call__(self, frames, crop=0, rng=None):
+        return val_transform(frames, (self.scale, self.scale), self.crop_size, self.mean, self.std, self.original_resize)
+
+
+@dataclass(frozen=True)
+class TestTransform(ClipTransform):
+    """Short side to `crop_size`, then crop `crop` of `crops` (1: centre; 3: along the long side)."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+    crops: int = 1
+
+    def __post_init__(self):
+        if self.crops not in (1, 3):
+            raise ValueError(f"num_crops must be 1 or 3, got {self.crops}")
+
+    @property
+    def num_crops(self) -> int:
+        return self.crops
+
+    def __call__(self, frames, crop=0, rng=None):
+        return test_transform(frames, self.crop_size, crop, self.crops, self.mean, self.std, self.original_resize)

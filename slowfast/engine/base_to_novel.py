@@ -23,7 +23,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from slowfast.datasets.csv_dataset import VideoEntry, read_video_csv
+from slowfast.datasets.video_list import VideoEntry, read_video_csv
 from slowfast.engine.zero_shot import ProtocolError, Split, split_cfg
 from slowfast.paths import LABEL_DB
 from slowfast.utils.atomic import atomic_write_text

@@ -12,7 +12,7 @@ import torch
 from yacs.config import CfgNode
 
 from slowfast.config.choices import MIXED_PRECISION_DTYPES
-from slowfast.datasets.csv_dataset import read_video_csv
+from slowfast.datasets.video_list import read_video_csv
 from slowfast.datasets.loader import dataset_csv_path
 from slowfast.errors import UserError
 from slowfast.utils import checkpoint as cu

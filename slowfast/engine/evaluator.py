@@ -71,22 +71,20 @@ def evaluate(cfg, model: nn.Module, loader, split: str = "test", desc: Optional[
         n = frames.shape[0]
         ok = batch.get("ok", torch.ones(n, dtype=torch.bool))
         view = batch.get("view_index", torch.zeros(n, dtype=torch.long))
-        records.add(batch["video_index"], view, logits, batch["label"], ok)
-    dataset = getattr(loader, "dataset", None)
-    local_failures = list(getattr(dataset, "failures", []) or [])
-    gathered = du.all_gather_object((records.as_tensors(), local_failures))
+        records.add(batch["video_index"], view, logits, batch["label"], ok, batch.get("reason", ()))
+    gathered = du.all_gather_object((records.as_tensors(), records.reasons))
     results = aggregate_views([g[0] for g in gathered], cfg.DATA.ENSEMBLE_METHOD)
     num_classes = results.logits.shape[1] if results.logits.numel() else getattr(cu.unwrap(model), "num_classes", 0)
     metrics = classification_metrics(results.logits, results.labels, num_classes)
-    reasons: dict[str, str] = {}
-    for _, fails in gathered:
-        for item in fails:
-            if isinstance(item, (tuple, list)) and len(item) >= 2:
-                reasons.setdefault(str(item[0]), str(item[1]))
+    reasons: dict[int, str] = {}
+    for _, part in gathered:
+        for vi, reason in part.items():
+            reasons.setdefault(vi, reason)
+    dataset = getattr(loader, "dataset", None)
     unreadable = []
     for vi in results.unreadable:
         path = dataset.video_path(vi) if hasattr(dataset, "video_path") else str(vi)
-        unreadable.append((vi, path, reasons.get(path, "could not be decoded")))
+        unreadable.append((vi, path, reasons.get(vi, "could not be decoded")))
     return {"results": results, "metrics": metrics, "unreadable": unreadable}
 
 
@@ -276,6 +274,6 @@ def test(cfg: CfgNode, model: Optional[nn.Module] = None) -> dict:
     if not summary["num_videos"]:
         raise NoVideoEvaluatedError(
             f"the test evaluated no video: all {summary['num_unreadable']} videos of "
-            f"{getattr(loader.dataset, 'csv_path', 'the test list')} are unreadable (reasons in "
+            f"{getattr(loader.dataset, 'source', 'the test list')} are unreadable (reasons in "
             f"{os.path.join(cfg.OUTPUT_DIR, 'unreadable_videos.txt')}); no accuracy was computed")
     return summary

@@ -44,8 +44,13 @@ class ViewRecords:
     logits: list[torch.Tensor] = field(default_factory=list)
     labels: list[torch.Tensor] = field(default_factory=list)
     ok: list[torch.Tensor] = field(default_factory=list)
+    reasons: dict[int, str] = field(default_factory=dict)  # video index -> why it could not be read
 
-    def add(self, video_index, view_index, logits, labels, ok) -> None:
+    def add(self, video_index, view_index, logits, labels, ok, reasons: Sequence[str] = ()) -> None:
+        """One batch; `reasons` (the batch's "reason" strings, "" for a video that was read) is optional."""
+        for vi, reason in zip(video_index.tolist(), reasons):
+            if reason:
+                self.reasons.setdefault(int(vi), reason)
         self.video_index.append(video_index.detach().cpu().long())
         self.view_index.append(view_index.detach().cpu().long())
         self.logits.append(logits.detach().float().cpu())

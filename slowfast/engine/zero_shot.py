@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from collections.abc import Callable
 
 from slowfast.datasets import class_lists
-from slowfast.datasets.csv_dataset import read_class_names, read_video_csv
+from slowfast.datasets.video_list import read_video_csv
+from slowfast.utils.class_index import read_class_names
 from slowfast.engine.evaluator import finite_or_null, test
 from slowfast.errors import UserError
 from slowfast.utils.atomic import atomic_write_text

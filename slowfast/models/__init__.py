@@ -7,7 +7,8 @@ Everything below `build_model` takes explicit arguments (`TemporalClipVideo(...)
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Optional
 
 import torch
 from torch import nn
@@ -25,7 +26,7 @@ MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: `@register_model("Name")` on a `builder(cfg) -> nn.Module`."""
+    """Decorator: `@register_model("Name")` on a `builder(cfg, class_names=None) -> nn.Module`."""
 
     def deco(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in MODEL_REGISTRY:
@@ -106,9 +107,12 @@ def teacher_config(cfg) -> TeacherConfig:
 
 
 @register_model("TemporalClipVideo")
-def build_temporal_clip_video(cfg) -> TemporalClipVideo:
+def build_temporal_clip_video(cfg, class_names: Optional[Sequence[str]] = None) -> TemporalClipVideo:
     """Translate the config into `TemporalClipVideo`'s arguments (checks the class list and feature file);
-    the classifier is computed after the move to the device, where the text tower runs."""
+    the classifier is computed after the move to the device, where the text tower runs. `class_names`
+    given: the classifier's classes instead of DATA.INDEX_LABEL_MAPPING_FILE's (no feature file)."""
+    if class_names is not None:
+        return _with_classes(cfg, list(class_names))
     class_names = read_class_names(cfg.DATA.INDEX_LABEL_MAPPING_FILE)
     if cfg.MODEL.NUM_CLASSES != len(class_names):
         raise ValueError(
@@ -122,22 +126,35 @@ def build_temporal_clip_video(cfg) -> TemporalClipVideo:
         features, meta = load_text_features(path)
         check_text_features(features, meta, path, len(class_names), clip.state_dict["text_projection"].shape[1], class_names)
     m = cfg.MODEL
-    model = TemporalClipVideo(
-        clip, None, op=temporal_op_config(cfg), teacher=teacher_config(cfg), context_length=m.CONTEXT_LENGTH,
-        use_checkpoint=m.USE_CHECKPOINT, fused_attention=m.FUSED_ATTENTION, compile_visual=m.COMPILE,
-    ).to(model_device(cfg))
+    model = _video_model(cfg, clip)
     if features is not None:  # the text tower is frozen: the student's is the one the file must come from
         check_feature_file_matches(meta, m.CLIP_WEIGHTS or m.ARCH, features.shape[-1], text_tower_fingerprint(model.model), path)
     model.set_classifier_from(class_names, features, cfg.DATA.TEXT_AUG_FEATURE_FILE if features is not None else "templates")
     return model
 
 
-def build_model(cfg) -> nn.Module:
-    """The model named by MODEL.MODEL_NAME, on its device (not DDP-wrapped)."""
+def _video_model(cfg, clip: ClipSource) -> TemporalClipVideo:
+    m = cfg.MODEL
+    return TemporalClipVideo(
+        clip, None, op=temporal_op_config(cfg), teacher=teacher_config(cfg), context_length=m.CONTEXT_LENGTH,
+        use_checkpoint=m.USE_CHECKPOINT, fused_attention=m.FUSED_ATTENTION, compile_visual=m.COMPILE,
+    ).to(model_device(cfg))
+
+
+def _with_classes(cfg, class_names: list[str]) -> TemporalClipVideo:
+    model = _video_model(cfg, clip_weights_from_cfg(cfg))
+    model.set_classifier_from(class_names, None, "templates")
+    return model
+
+
+def build_model(cfg, class_names: Optional[Sequence[str]] = None) -> nn.Module:
+    """The model named by MODEL.MODEL_NAME, on its device (not DDP-wrapped). `class_names`: classify
+    these classes (templates) instead of DATA.INDEX_LABEL_MAPPING_FILE's, e.g. your own class list."""
     name = cfg.MODEL.MODEL_NAME
     if name not in MODEL_REGISTRY:
         raise KeyError(f"MODEL.MODEL_NAME {name!r} is not registered; known: {', '.join(sorted(MODEL_REGISTRY))}")
-    return MODEL_REGISTRY[name](cfg)
+    builder = MODEL_REGISTRY[name]
+    return builder(cfg) if class_names is None else builder(cfg, class_names=class_names)
 
 
 __all__ = [
