@@ -166,7 +166,8 @@ _C.DATA_LOADER = CfgNode()
 _C.DATA_LOADER.NUM_WORKERS = 2
 # Pin host memory for faster host-to-GPU copies (ignored on CPU).
 _C.DATA_LOADER.PIN_MEMORY = True
-# Let PyAV decode with several threads.
+# Let PyAV decode with several threads when a clip is read in one forward pass (files with long keyframe
+# intervals); clips read by seeking to each frame (re-encoded copies) decode on one thread.
 _C.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE = True
 # How many other videos to try when a training video cannot be decoded.
 _C.DATA_LOADER.NUM_RETRIES = 10
