@@ -7,19 +7,25 @@
     python tools/prepare_dataset.py folder --root my_videos --out data/my_dataset
     python tools/prepare_dataset.py ssv2 --labels something-something-v2-labels.json \
         --train something-something-v2-train.json --validation something-something-v2-validation.json --out data/ssv2
+    python tools/prepare_dataset.py reencode videos/k400 videos/k400_fast [--short-side 256] [--gop N] [--workers N]
 
 The benchmarks' classes are the lists shipped in label_db/ (K400, K600, UCF101, HMDB51 and the three
 ER-ZSAR K600 zero-shot splits): the official annotation files are checked against them and a missing or
 renamed class stops the preparation with its name. Paths in the CSVs are relative to the videos' folder:
 set DATA.PATH_PREFIX to it, DATA.PATH_TO_DATA_DIR to the folder holding the CSVs, DATA.PATH_LABEL_SEPARATOR
 to "," and DATA.INDEX_LABEL_MAPPING_FILE to the JSON.
+
+`reencode` mirrors a folder of videos into fast-loading copies (H.264 with a keyframe every few frames, no
+B-frames, short side 256) at the same relative paths with the extension .mp4, and copies the CSV/JSON lists
+found there with the paths rewritten; point DATA.PATH_PREFIX at the copy. See docs/data.md.
 """
 
 import argparse
 import json
 import sys
 
-from slowfast.datasets import class_lists, prepare
+from slowfast.datasets import class_lists, prepare, reencode
+from slowfast.errors import UserError, one_line
 
 
 def _class_index(value: str) -> str | None:
@@ -104,16 +110,61 @@ def _folder_ssv2_parsers(sub) -> None:
     s.add_argument("--video-root", help="if given, leave out (and count) videos whose file is missing there")
 
 
+def _reencode_parser(sub) -> None:
+    r = sub.add_parser(
+        "reencode", help="mirror SRC_DIR's videos into DST_DIR as fast-loading .mp4 copies (resumable)",
+        description="Re-encode every video under SRC_DIR to the same relative path under DST_DIR, extension .mp4: "
+                    "H.264 (yuv420p, no audio, no B-frames, a keyframe every --gop frames), frame timestamps kept. "
+                    "Outputs appear under their final name only when complete: rerun the same command to resume. "
+                    "The CSV/JSON files under SRC_DIR are copied with their video paths rewritten to .mp4. Files "
+                    f"that cannot be converted are listed in DST_DIR/{reencode.FAILURES_FILE}. Exit status 1 when "
+                    "every video failed (or any, with --strict), 2 on an error that stops the run.")
+    r.add_argument("src_dir", metavar="SRC_DIR", help="folder of videos (read only)")
+    r.add_argument("dst_dir", metavar="DST_DIR", help="output folder, outside SRC_DIR")
+    r.add_argument("--short-side", type=int, default=reencode.DEFAULT_SHORT_SIDE,
+                   help="scale the short side down to this many pixels, keeping the aspect ratio (never up; "
+                        "0 keeps the size) (default %(default)s)")
+    r.add_argument("--gop", type=int, default=reencode.DEFAULT_GOP,
+                   help="keyframe interval in frames: smaller decodes clips faster, larger makes smaller files; "
+                        "1 = every frame a keyframe (default %(default)s)")
+    r.add_argument("--crf", type=int, default=reencode.DEFAULT_CRF,
+                   help="x264 quality, 0-51: lower keeps more detail in bigger files, each +6 roughly halves "
+                        "the size (default %(default)s, x264's own)")
+    r.add_argument("--preset", default=reencode.DEFAULT_PRESET, choices=reencode.X264_PRESETS,
+                   help="x264 speed preset (default %(default)s: with short keyframe intervals and no B-frames "
+                        "the slower presets barely shrink the files and take twice the time or more; ultrafast "
+                        "and superfast make them much larger)")
+    r.add_argument("--workers", type=int, default=reencode.available_cores(),
+                   help="videos converted in parallel, one process each (default: the CPU cores, %(default)s)")
+    r.add_argument("--strict", action="store_true", help="exit with status 1 when any video failed")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_kinetics_parser, _ucf_hmdb_parsers, _k600_parser, _folder_ssv2_parsers):
+    for add in (_kinetics_parser, _ucf_hmdb_parsers, _k600_parser, _folder_ssv2_parsers, _reencode_parser):
         add(sub)
     return p.parse_args(argv)
 
 
+def run_reencode(a: argparse.Namespace) -> int:
+    """The `reencode` command: convert, print the report; 1 when every video failed (any, with --strict)."""
+    settings = reencode.EncodeSettings(short_side=a.short_side, gop=a.gop, crf=a.crf, preset=a.preset)
+    report = reencode.reencode_tree(a.src_dir, a.dst_dir, settings, workers=a.workers, progress=not a.no_progress)
+    print(reencode.format_report(report))
+    failed = len(report.failed)
+    return 1 if failed and (failed == report.total or a.strict) else 0
+
+
 def main(argv=None) -> int:
     a = parse_args(argv)
+    if a.command == "reencode":
+        try:
+            return run_reencode(a)
+        except UserError as e:
+            print(f"error: {one_line(e)}", file=sys.stderr)
+            return 2
     try:
         if a.command == "kinetics":
             summary = prepare.prepare_kinetics(
