@@ -66,15 +66,19 @@ __all__ = [
 ]
 
 DEFAULT_SHORT_SIDE = 256  # the size the original work's Kinetics copies had ("videos_se256")
-# Keyframe interval of the copies, in frames: a clip then decodes at most DEFAULT_GOP - 1 frames it
-# does not use per sampled frame, while every keyframe costs disk space. The one place this value is set.
-DEFAULT_GOP = 4
-DEFAULT_CRF = 23  # x264's own default
-# veryfast: with a short keyframe interval and no B-frames the slower presets' searches gain almost
-# nothing. On a 340x256 textured test clip at the default keyframe interval, veryfast made files no larger
-# than "medium" in under half the encoding time, while "ultrafast"/"superfast" (no CABAC, weaker
-# prediction) made them 1.3-1.6x larger.
-DEFAULT_PRESET = "veryfast"
+# The defaults below were chosen on the data benchmark's Kinetics-like sources (340x256, x264 defaults), by
+# decoding time of an 8x16 clip against bytes on disk (docs/data.md, "Fast loading", has the table):
+# - keyframe interval 1 (all-intra): the reader then decodes exactly the frames a clip uses; at the same
+#   size on disk it was the fastest of the intervals 1, 2, 4, 8 and 16 (e.g. interval 8 at 1.9x the
+#   source's size decoded 2.9x faster than the source, all-intra at 2.1x the size 5.9x faster);
+# - crf 26: x264 codes keyframes about 3 quantiser steps finer than P-frames, so in an all-intra copy crf 26
+#   gives each frame about the quantiser a P-frame of x264's default encode (crf 23) gets; at crf 23 the
+#   copies were 5x the source's size;
+# - preset medium (x264's default): 15 % smaller files than veryfast and a little faster to decode, for
+#   twice the encoding time, which is spent once.
+DEFAULT_GOP = 1
+DEFAULT_CRF = 26
+DEFAULT_PRESET = "medium"
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 OUTPUT_EXTENSION = ".mp4"
 FAILURES_FILE = "reencode_failures.txt"
@@ -332,13 +336,26 @@ def reencode_video(src: str, dst: str, settings: EncodeSettings = EncodeSettings
             # Timestamps that go back cannot be kept (and a loader reading them is lost too): number the
             # frames at the average rate, which is the timing of the frame-rate-only AVI format they come from.
             return _write_copy(src, dst, settings, numbered=True)
-    except OSError as e:
-        if e.errno in NO_ROOM_ERRNOS:
-            raise NoRoomError(f"no room to write {dst}: {_reason(e)}; the run stopped (make room, then rerun "
+    except (OSError, av.FFmpegError) as e:
+        # PyAV may re-raise a failed write of its output file object as its own callback error, with the
+        # write's OSError as the cause; look for the errno along the chain.
+        full = _no_room(e)
+        if full is not None:
+            raise NoRoomError(f"no room to write {dst}: {_reason(full)}; the run stopped (make room, then rerun "
                               "to resume)") from None
+        if isinstance(e, av.FFmpegError):
+            raise UnconvertibleVideoError(f"encoding failed: {_reason(e)}") from None
         raise UnconvertibleVideoError(f"writing the copy failed: {_reason(e)}") from None
-    except av.FFmpegError as e:
-        raise UnconvertibleVideoError(f"encoding failed: {_reason(e)}") from None
+
+
+def _no_room(e: BaseException | None) -> OSError | None:
+    """The OSError in `e`'s chain of causes that says the disk (quota, file-size limit) is full, if any."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError) and e.errno in NO_ROOM_ERRNOS:
+            return e
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
 
 
 def _write_copy(src: str, dst: str, settings: EncodeSettings, numbered: bool) -> int:
