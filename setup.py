@@ -30,6 +30,7 @@ setup(
             "stdd-average = slowfast.cli.average:main",
             "stdd-prepare = slowfast.cli.prepare_dataset:main",
             "stdd-benchmark = slowfast.cli.benchmark:main",
+            "stdd-env = slowfast.cli.env:main",
             "stdd-gpu-check = slowfast.benchmarks.gpu:main",
             "stdd-askg = slowfast.text.cli:askg_main",
             "stdd-xprompt = slowfast.text.cli:xprompt_main",

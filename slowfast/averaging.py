@@ -11,7 +11,10 @@ stray files and dropped adapter weights. Here:
   exponential moving average, too, is a weighted sum and all schemes share one pass over the files;
 * `raw_model.*` (the frozen teacher), integer buffers and keys outside the selection are carried over
   unchanged from the last checkpoint;
-* output files are written atomically (temp file in the same folder + `os.replace`).
+* output files are written atomically (temp file in the same folder + `os.replace`);
+* each output file stores, next to the training config (`cfg`), the commit and package versions it was
+  made with (`env`; the last checkpoint's own record is kept in `meta["trained_with"]`), and the output
+  folder gets the averaging run's `env.json` and `env.txt`.
 
 Schemes (weights over the n sources in id order, always summing to 1):
 
@@ -42,6 +45,7 @@ import torch
 
 from slowfast.errors import UserError
 from slowfast.models.clip import read_state_dict
+from slowfast.utils import env as envu
 from slowfast.utils.atomic import atomic_torch_save, is_temp_of
 
 logger = logging.getLogger(__name__)
@@ -521,27 +525,31 @@ def _meta(plan: AveragingPlan, method: str) -> dict:
     }
 
 
-def _stored_config(path: str) -> Optional[str]:
-    """The "cfg" entry (the training config, YAML) of a checkpoint, carried into the files made from it so
-    that testing them checks the model keys as for the checkpoint itself; None when it has none."""
+def _stored_record(path: str) -> tuple[Optional[str], Optional[dict]]:
+    """The "cfg" (the training config, YAML) and "env" (its provenance) entries of a checkpoint, carried into
+    the files made from it so that testing them checks the model keys as for the checkpoint itself; None
+    for an entry it lacks."""
     try:
         obj = _load_mmap(path)
     except Exception:  # the file was readable when planned; a later failure shows in the model state
-        return None
+        return None, None
     cfg = obj.get("cfg") if isinstance(obj, Mapping) else None
-    return cfg if isinstance(cfg, str) else None
+    env = obj.get("env") if isinstance(obj, Mapping) else None
+    return (cfg if isinstance(cfg, str) else None), (dict(env) if isinstance(env, Mapping) else None)
 
 
 def run_averaging(plan: AveragingPlan, output_dir: str, log: Callable[[str], None] = logger.info) -> list[str]:
-    """Average as planned and write `{method}_{start}_{end}.pth` per scheme into `output_dir`; the paths.
+    """Average as planned and write `{method}_{start}_{end}.pth` per scheme into `output_dir` (with this
+    run's env.json and env.txt); returns the averaged files' paths.
 
     Averaged keys are cast back to the dtype of the last checkpoint; every other key (the frozen
     teacher, integer buffers, keys outside `--keys`) is that checkpoint's tensor, unchanged.
     """
     sums = accumulate(plan)
     last = _load_source(plan.checkpoints[-1])
-    cfg = _stored_config(plan.checkpoints[-1].path)
+    cfg, trained_with = _stored_record(plan.checkpoints[-1].path)
     os.makedirs(output_dir, exist_ok=True)
+    made_with = envu.provenance()
     written = []
     for method in plan.methods:
         acc = sums.pop(method)
@@ -553,10 +561,15 @@ def run_averaging(plan: AveragingPlan, output_dir: str, log: Callable[[str], Non
                 state[key] = last[key]
         path = os.path.join(output_dir, plan.output_name(method))
         _remove_stale_temps(path, log)
-        atomic_torch_save({"model_state": state, "meta": _meta(plan, method), "cfg": cfg}, path)
+        meta = {**_meta(plan, method), "trained_with": trained_with}
+        atomic_torch_save({"model_state": state, "meta": meta, "cfg": cfg, "env": made_with}, path)
         log(f"wrote {path}")
         written.append(path)
         del state, acc
+    # Last, so that the folder's env.json describes the run whose files are all there.
+    for name in (envu.ENV_JSON, envu.ENV_TXT):
+        _remove_stale_temps(os.path.join(output_dir, name), log)
+    envu.write_env_files(output_dir, envu.collect_env())
     return written
 
 
@@ -618,7 +631,8 @@ def patch_checkpoint(checkpoint: str, clip: str, ratio: float, output: str) -> s
         "method": "patch", "ratio": float(ratio), "source_files": [checkpoint], "raw_clip": clip,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_torch_save({"model_state": patched, "meta": meta, "cfg": _stored_config(checkpoint)}, output)
+    cfg, meta["trained_with"] = _stored_record(checkpoint)
+    atomic_torch_save({"model_state": patched, "meta": meta, "cfg": cfg, "env": envu.provenance()}, output)
     return output
 
 

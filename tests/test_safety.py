@@ -70,6 +70,19 @@ def test_training_writes_the_merged_config_to_output_dir(stdd_run):
     assert saved["MODEL"]["TEMPORAL_SCALE"] == [1, 2] and saved["OUTPUT_DIR"] == stdd_run
 
 
+def test_training_records_its_environment_beside_the_config_and_in_its_checkpoints(stdd_run):
+    from slowfast.utils import env as envu
+
+    with open(os.path.join(stdd_run, "env.json"), encoding="utf-8") as f:
+        env = json.load(f)
+    assert env["seed"] == 3 and env["git"] == envu.git_state()  # the RNG_SEED of test_engine_run._cfg
+    assert os.path.isfile(os.path.join(stdd_run, "env.txt"))
+    with open(os.path.join(stdd_run, "stdout.log"), encoding="utf-8") as f:
+        head = f.read().splitlines()[:3]
+    assert "commit: " in head[0] and "torch " in head[1] and "GPUs: " in head[2]
+    assert torch.load(cu.checkpoint_path(stdd_run, 0), weights_only=True)["env"] == envu.provenance()
+
+
 def test_testing_a_checkpoint_under_another_operator_is_refused_naming_key_and_both_values(tiny_data, stdd_run,
                                                                                             tmp_path):
     ckpt = cu.checkpoint_path(stdd_run, 0)
@@ -290,7 +303,7 @@ def test_averaging_names_the_output_after_the_epochs_really_averaged(tmp_path):
     r = subprocess.run([sys.executable, TOOL, "--source-dir", src, "--output-dir", str(tmp_path / "o"),
                         "--start", "2", "--end", "22"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert sorted(os.listdir(tmp_path / "o")) == ["swa_2_2.pth"]
+    assert sorted(os.listdir(tmp_path / "o")) == ["env.json", "env.txt", "swa_2_2.pth"]
     assert "no checkpoint for epochs 3-22 of 2..22" in r.stdout
 
 

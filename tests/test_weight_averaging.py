@@ -291,7 +291,7 @@ def test_killed_run_leaves_no_partial_output_and_a_rerun_succeeds(tmp_path):
             assert set(_load(out / name)) == {"model_state", "meta"}
     assert not (out / "ewa_1_3.pth").exists()
     assert main(cmd[2:]) == 0  # the same command again, in-process
-    assert sorted(os.listdir(out)) == ["bwa_1_3.pth", "ewa_1_3.pth", "gwa_1_3.pth", "swa_1_3.pth"]
+    assert sorted(os.listdir(out)) == ["bwa_1_3.pth", "env.json", "env.txt", "ewa_1_3.pth", "gwa_1_3.pth", "swa_1_3.pth"]
     assert len(_load(out / "swa_1_3.pth")["model_state"]) > 1
 
 

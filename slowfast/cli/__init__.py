@@ -9,6 +9,7 @@
 | `stdd-average` | `average` | `weight_average_tool.py` |
 | `stdd-prepare` | `prepare_dataset` | `tools/prepare_dataset.py` |
 | `stdd-benchmark` | `benchmark` | `tools/benchmark.py` |
+| `stdd-env` | `env` | none (also `python -m slowfast.utils.env`) |
 
 `stdd-gpu-check`, `stdd-askg`, `stdd-xprompt` and `stdd-text-features` run `slowfast.benchmarks.gpu` and
 `slowfast.text.cli` (`tools/gpu_check.py`, `utils/ASKG_text_prompt.py`, `utils/extended_text_prompt.py`,

@@ -1,11 +1,14 @@
-"""Run helpers shared by training, testing and classification: seeding, mixed precision, and the checks
-that run before the expensive part (output folder, GPU count, test list), each failing as one `UserError` line."""
+"""Run helpers shared by training, testing and classification: seeding, mixed precision, the start of a run
+(its output folder, config and environment record, the head of its log), and the checks that run before the
+expensive part (output folder, GPU count, test list), each failing as one `UserError` line."""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import tempfile
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -17,11 +20,15 @@ from slowfast.datasets.loader import dataset_csv_path
 from slowfast.errors import UserError
 from slowfast.utils import checkpoint as cu
 from slowfast.utils import distributed as du
+from slowfast.utils import env as envu
+from slowfast.utils import logging as lu
 from slowfast.utils.atomic import atomic_write_text
 from slowfast.utils.seeding import derive_seed
 
-__all__ = ["seed_everything", "amp_settings", "autocast_dtype", "prepare_output_dir", "write_run_config", "preflight",
-           "check_top_k", "check_test_list"]
+__all__ = ["seed_everything", "amp_settings", "autocast_dtype", "prepare_output_dir", "write_run_config", "start_run",
+           "preflight", "check_top_k", "check_test_list"]
+
+logger = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int, *keys: int) -> None:
@@ -69,25 +76,39 @@ def _make_writable_dir(path: str, key: str) -> None:
         raise UserError(f"{key} {path} is not writable ({e.strerror or type(e).__name__})") from None
 
 
-def write_run_config(cfg: CfgNode) -> str:
-    """Write the merged config to OUTPUT_DIR/config.yaml (atomically, rank 0); returns the path.
+def write_run_config(cfg: CfgNode, env_info: Optional[dict[str, Any]] = None) -> str:
+    """Write the merged config to OUTPUT_DIR/config.yaml and, beside it, where the run ran to env.json and
+    env.txt (`env_info`, collected here when not given); atomically, rank 0. Returns the config's path.
 
-    It is the record of what a run did, and what `TEST.CHECKPOINT_FILE_PATH` users compare against.
+    They are the record of what a run did and on what, and what `TEST.CHECKPOINT_FILE_PATH` users compare
+    against (`stdd-env --diff A/env.json B/env.json`, docs/reproducing.md).
     """
     path = os.path.join(cfg.OUTPUT_DIR, "config.yaml")
     if du.is_master():
         atomic_write_text(path, cfg.dump())
+        envu.write_env_files(cfg.OUTPUT_DIR, env_info or envu.collect_env(seed=cfg.RNG_SEED))
     return path
 
 
-def prepare_output_dir(cfg: CfgNode, training: bool) -> None:
+def prepare_output_dir(cfg: CfgNode, training: bool, env_info: Optional[dict[str, Any]] = None) -> None:
     """Create OUTPUT_DIR (and its checkpoint folder when training), check both are writable, and write
-    OUTPUT_DIR/config.yaml: an unusable output folder stops the run before any work, not after an epoch."""
+    OUTPUT_DIR/config.yaml, env.json and env.txt: an unusable output folder stops the run before any work,
+    not after an epoch."""
     if du.is_master():
         _make_writable_dir(cfg.OUTPUT_DIR, "OUTPUT_DIR")
         if training:
             _make_writable_dir(cu.checkpoint_dir(cfg.OUTPUT_DIR), "checkpoint folder")
-    write_run_config(cfg)
+    write_run_config(cfg, env_info)
+
+
+def start_run(cfg: CfgNode, training: bool) -> None:
+    """The start of every training and test run (and so of the zero-shot, base-to-novel and demo runs made
+    of them): `prepare_output_dir`, then the log, whose first lines name the commit, torch/CUDA and the GPUs."""
+    info = envu.collect_env(seed=cfg.RNG_SEED) if du.is_master() else None
+    prepare_output_dir(cfg, training, info)
+    lu.setup_logging(cfg.OUTPUT_DIR, du.is_master())
+    for line in envu.summary_lines(info) if info else []:
+        logger.info("%s", line)
 
 
 def check_test_list(cfg: CfgNode) -> None:

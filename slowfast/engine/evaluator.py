@@ -23,7 +23,7 @@ from yacs.config import CfgNode
 
 from slowfast.averaging import patch_state_dict
 from slowfast.datasets.loader import build_loader
-from slowfast.engine.common import amp_settings, prepare_output_dir, seed_everything
+from slowfast.engine.common import amp_settings, seed_everything, start_run
 from slowfast.models import build_model, clip_weights_from_cfg
 from slowfast.engine.meters import ViewRecords, aggregate_views, classification_metrics
 from slowfast.errors import UserError
@@ -148,6 +148,7 @@ def load_test_weights(cfg, model: nn.Module, initial_clip: Optional[dict] = None
     if state is None:
         raise cu.CheckpointError(f"{path} has no 'model_state' (keys: {', '.join(list(ckpt)[:6])})")
     cu.check_model_keys(cfg, cu.checkpoint_config(ckpt), path)
+    cu.check_provenance(ckpt, path)
     if cfg.TEST.PATCHING_MODEL:
         clip_state = _patch_clip_state(cfg, initial_clip or {})
         state = patch_state_dict(state, clip_state, float(cfg.TEST.PATCHING_RATIO))
@@ -253,8 +254,7 @@ def test(cfg: CfgNode, model: Optional[nn.Module] = None) -> dict:
     """Multi-view test of the configured weights; writes the results under OUTPUT_DIR (rank 0) and returns
     {"top1_acc", "top5_acc", "mean_class_acc", "num_videos", "num_unreadable", "unreadable", "checkpoint",
     "views", "results_path", ...} (accuracies in %)."""
-    prepare_output_dir(cfg, training=False)
-    lu.setup_logging(cfg.OUTPUT_DIR, du.is_master())
+    start_run(cfg, training=False)
     seed_everything(cfg.RNG_SEED)
     if model is None:
         model = build_model(cfg)

@@ -26,7 +26,7 @@ from yacs.config import CfgNode
 
 from slowfast.datasets.loader import reseed_for_epoch
 from slowfast.datasets.loader import build_loader
-from slowfast.engine.common import amp_settings, check_test_list, prepare_output_dir, seed_everything
+from slowfast.engine.common import amp_settings, check_test_list, seed_everything, start_run
 from slowfast.models import build_model, clip_weights_from_cfg
 from slowfast.engine.evaluator import evaluate
 from slowfast.engine.meters import TrainMeter, device_memory_mb, peak_ram_gb
@@ -312,8 +312,7 @@ def train(cfg: CfgNode) -> dict:
     TEST.ENABLE (a test follows, as in `tools/run_net.py`) the test list is read once the model is built,
     before the first epoch, so that an empty or malformed list does not stop the run only after training.
     """
-    prepare_output_dir(cfg, training=True)
-    lu.setup_logging(cfg.OUTPUT_DIR, du.is_master())
+    start_run(cfg, training=True)
     cu.remove_stale_temps(cfg.OUTPUT_DIR)
     parts, start_epoch, resumed_from = _setup(cfg)
     if cfg.TEST.ENABLE:

@@ -2,7 +2,9 @@
 
 File: `OUTPUT_DIR/checkpoints/checkpoint_epoch_{epoch+1:05d}.pyth`, a dict
 `{"epoch": int (0-based), "model_state", "optimizer_state", "scaler_state", "cfg": yaml str}`, the
-layout of the original code's checkpoints.
+layout of the original code's checkpoints, plus `"env"`: the commit and package versions it was made with
+(`slowfast.utils.env.provenance`), which loading compares with the running environment (a warning, never
+a refusal).
 Written to a temporary file in the same folder and renamed, so a run killed while saving leaves either
 the old set of files or the new complete one, never a truncated `.pyth`. Loading uses
 `torch.load(weights_only=True)`.
@@ -22,6 +24,7 @@ import yaml
 
 from slowfast.errors import UserError
 from slowfast.utils import distributed as du
+from slowfast.utils import env as envu
 from slowfast.utils.atomic import atomic_torch_save
 from slowfast.utils.checkpoint_files import checkpoint_dir, checkpoint_path, list_checkpoints
 
@@ -29,7 +32,7 @@ __all__ = [
     "CheckpointError", "checkpoint_dir", "checkpoint_path", "list_checkpoints", "last_checkpoint",
     "save_checkpoint", "read_checkpoint", "load_checkpoint", "load_model_state", "unwrap",
     "MODEL_KEYS", "OPERATOR_KEYS", "checkpoint_config", "model_key_mismatches", "check_model_keys",
-    "remove_stale_temps",
+    "remove_stale_temps", "check_provenance",
 ]
 
 logger = logging.getLogger(__name__)
@@ -89,6 +92,7 @@ def save_checkpoint(
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
         "scaler_state": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "cfg": cfg.dump() if hasattr(cfg, "dump") else cfg,
+        "env": envu.provenance(),
     }
     atomic_torch_save(state, path)
     return path
@@ -142,6 +146,7 @@ def load_checkpoint(
         raise CheckpointError(f"{path} has no 'model_state' (keys: {', '.join(list(ckpt)[:6])})")
     if cfg is not None:
         check_model_keys(cfg, checkpoint_config(ckpt), path)
+    check_provenance(ckpt, path)
     load_model_state(model, ckpt["model_state"], path, strict=strict)
     if optimizer is not None and ckpt.get("optimizer_state") is not None:
         try:
@@ -247,6 +252,16 @@ def check_model_keys(cfg: Any, ckpt_cfg: Optional[Mapping[str, Any]], source: st
         listed = "; ".join(f"{k} is {mine!r} here but {stored!r} in the checkpoint" for k, mine, stored in diffs)
         raise CheckpointError(f"{source} was trained as another model: {listed}. Set these keys to the "
                               "checkpoint's values (its config is stored in the file and in its run's config.yaml)")
+
+
+def check_provenance(ckpt: Mapping[str, Any], source: str) -> list[tuple[str, Any, Any]]:
+    """Warn once, naming every difference with both values, when the checkpoint (or averaged file) was made
+    under another commit or other package versions than this run; never refuses. Returns the differences
+    (none for a file without the record, written by an older version)."""
+    diffs = envu.provenance_differences(ckpt.get("env"), envu.provenance())
+    if diffs:
+        logger.warning("%s", envu.describe_provenance_differences(source, diffs))
+    return diffs
 
 
 _TEMP_CHECKPOINT = re.compile(r"^\.checkpoint_epoch_\d+\.pyth\.[^.]+\.tmp$")
