@@ -154,6 +154,25 @@ def _keyframe_positions(info):
     return [i for i, k in enumerate(info["index_keyframes"]) if k]
 
 
+def _x264_settings(path):
+    """The encoder settings x264 writes into the stream (an SEI message of its first frame)."""
+    with av.open(str(path)) as c:
+        first = bytes(next(c.demux(video=0)))
+    return first[first.index(b"options: "):].split(b"\x80")[0].decode("ascii", "replace")
+
+
+def test_tune_fastdecode_turns_off_cabac_and_deblocking_and_the_default_keeps_them(tmp_path):
+    make_video(tmp_path / "src" / "a.mp4", frames=6)
+    assert run(tmp_path / "src", tmp_path / "plain") == 0
+    assert run(tmp_path / "src", tmp_path / "fast", "--tune", "fastdecode") == 0
+    plain, fast = _x264_settings(tmp_path / "plain" / "a.mp4"), _x264_settings(tmp_path / "fast" / "a.mp4")
+    assert "cabac=1" in plain and "deblock=1" in plain
+    assert f"crf={reencode.DEFAULT_CRF}.0" in plain and f"keyint={reencode.DEFAULT_GOP} " in plain
+    assert "cabac=0" in fast and "deblock=0" in fast
+    with pytest.raises(reencode.ReencodeError, match="unknown x264 tune 'fast'"):
+        reencode.EncodeSettings(tune="fast")
+
+
 def test_keyframes_fall_exactly_every_gop_frames_and_there_are_no_b_frames(tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     make_video(src / "v.mp4", frames=40)

@@ -44,6 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=10.0, help="length of the generated videos (default %(default)s)")
     p.add_argument("--gop", type=int, help="keyframe interval of the copies (default: reencode's)")
     p.add_argument("--crf", type=int, help="x264 crf of the copies (default: reencode's)")
+    p.add_argument("--tune", help="x264 tuning of the copies, e.g. fastdecode (default: reencode's)")
     p.add_argument("--video-dir", help="reuse/keep the generated videos and copies here (default: a temporary folder)")
     p.add_argument("--no-multi-thread-decode", action="store_true",
                    help="DATA_LOADER.ENABLE_MULTI_THREAD_DECODE False")
@@ -112,7 +113,8 @@ def _prepare(root: str, name: str, num_videos: int, size: tuple[int, int], secon
     from slowfast.datasets.reencode import reencode_tree
     from slowfast.datasets.synthetic import make_kinetics_like
 
-    source, copy = os.path.join(root, name, "source"), os.path.join(root, name, "copy")
+    source = os.path.join(root, name, "source")
+    copy = os.path.join(root, name, f"copy_g{settings.gop}_crf{settings.crf}_{settings.preset}_{settings.tune}")
     rels = [f"videos/kinetics_like_{v:03d}.mp4" for v in range(num_videos)]
     if not all(os.path.isfile(os.path.join(source, r)) for r in rels):
         rels = make_kinetics_like(source, num_videos=num_videos, seed=0, width=size[0], height=size[1], seconds=seconds)
@@ -157,7 +159,8 @@ def main(argv=None) -> int:
     tmp = None if args.video_dir else tempfile.TemporaryDirectory(prefix="stdd_data_bench_")
     root = args.video_dir or tmp.name
     settings = EncodeSettings()
-    settings = replace(settings, **{k: v for k, v in (("gop", args.gop), ("crf", args.crf)) if v is not None})
+    chosen = (("gop", args.gop), ("crf", args.crf), ("tune", args.tune))
+    settings = replace(settings, **{k: v for k, v in chosen if v is not None})
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.perf_counter()
     sources = [_prepare(root, "340x256", args.num_videos, (340, 256), args.seconds, settings)]
@@ -176,7 +179,7 @@ def main(argv=None) -> int:
         f"Sources: {args.num_videos} Kinetics-like videos 340x256 and one 1280x720, {args.seconds:g} s, 30 fps, H.264 with x264's "
         f"defaults (B-frames, keyframe every 250 frames); copies: `prepare_dataset.py reencode` with short side "
         f"{settings.short_side}, keyframe every {settings.gop} frame(s), no B-frames, crf {settings.crf}, preset "
-        f"{settings.preset} (videos made and converted in {made:.0f} s). 8x16 sampling at 224, batch {args.batch_size}, "
+        f"{settings.preset}, tune {settings.tune} (videos made and converted in {made:.0f} s). 8x16 sampling at 224, batch {args.batch_size}, "
         f"PyAV multi-thread decode {'off' if args.no_multi_thread_decode else 'on'}; train = random clip + jitter "
         "224-256 + crop + flip, test = 3 views x 1 centre crop (one decoding pass per video). Medians of "
         f"{args.rounds} rounds, sources and copies timed in turn; speed-up = median of the per-round ratios. First "

@@ -134,6 +134,9 @@ def _reencode_parser(sub) -> None:
     r.add_argument("--preset", default=reencode.DEFAULT_PRESET, choices=reencode.X264_PRESETS,
                    help="x264 speed preset (default %(default)s, x264's own: 15%% smaller all-intra files than "
                         "veryfast for twice the encoding time; ultrafast and superfast make much larger files)")
+    r.add_argument("--tune", default="none", choices=reencode.X264_TUNES,
+                   help="x264 tuning (default %(default)s); fastdecode (no CABAC, no deblocking) reads about 1.25x "
+                        "faster and makes 1.35x larger, blockier files at the same --crf")
     r.add_argument("--workers", type=int, default=reencode.available_cores(),
                    help="videos converted in parallel, one process each (default: the CPU cores, %(default)s)")
     r.add_argument("--strict", action="store_true", help="exit with status 1 when any video failed")
@@ -150,7 +153,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run_reencode(a: argparse.Namespace) -> int:
     """The `reencode` command: convert, print the report; 1 when every video failed (any, with --strict)."""
-    settings = reencode.EncodeSettings(short_side=a.short_side, gop=a.gop, crf=a.crf, preset=a.preset)
+    settings = reencode.EncodeSettings(short_side=a.short_side, gop=a.gop, crf=a.crf, preset=a.preset, tune=a.tune)
     report = reencode.reencode_tree(a.src_dir, a.dst_dir, settings, workers=a.workers, progress=not a.no_progress)
     print(reencode.format_report(report))
     failed = len(report.failed)
