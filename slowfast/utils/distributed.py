@@ -196,7 +196,8 @@ def launch_job(cfg, init_method: str, func: Callable, daemon: bool = False, plac
         joined_before = is_dist()
         join_job(cfg, place)
         if is_dist() and not joined_before:
-            # Re-creating a group on torchrun's rendez-vous store hangs: the group lives until exit.
+            # Kept for the process's life and left at exit: run_net trains then tests in it, and re-creating
+            # a group on torchrun's rendez-vous store hangs.
             import atexit
 
             atexit.register(_leave_group)
