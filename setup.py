@@ -19,11 +19,13 @@ setup(
         "open_clip_torch",
         "numpy",
         "matplotlib",
+        "submitit",
     ],
     # The same commands as the scripts under tools/, utils/ and weight_average_tool.py, which keep working.
     entry_points={
         "console_scripts": [
             "stdd-run = slowfast.cli.run_net:main",
+            "stdd-submit = slowfast.cli.submit:main",
             "stdd-zero-shot = slowfast.cli.zero_shot:main",
             "stdd-base-to-novel = slowfast.cli.base_to_novel:main",
             "stdd-demo = slowfast.cli.demo_net:main",

@@ -3,6 +3,7 @@
 | command | module | original script name (kept) |
 |---|---|---|
 | `stdd-run` | `run_net` | `tools/run_net.py` |
+| `stdd-submit` | `submit` | `tools/submit.py` |
 | `stdd-zero-shot` | `zero_shot` | `tools/zero_shot.py` |
 | `stdd-base-to-novel` | `base_to_novel` | `tools/base_to_novel.py` |
 | `stdd-demo` | `demo_net` | `tools/demo_net.py` |

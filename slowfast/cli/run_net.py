@@ -2,7 +2,8 @@
 
 Trains when TRAIN.ENABLE, then tests when TEST.ENABLE, on the CPU (NUM_GPUS 0), on N local processes
 (NUM_GPUS N, or NUM_CPU_PROCS N on the CPU), under torchrun, or on several machines with
-NUM_SHARDS / SHARD_ID (--num_shards / --shard_id) and --init_method tcp://host:port.
+NUM_SHARDS / SHARD_ID (--num_shards / --shard_id) and --init_method tcp://host:port. `tools/submit.py` runs
+the same job on a Slurm cluster (or locally) through submitit.
 A configuration error, or missing weights or data, is printed as one line and the exit code is non-zero.
 """
 
@@ -11,21 +12,17 @@ A configuration error, or missing weights or data, is printed as one line and th
 def main(argv=None) -> int:
     from slowfast.config.parser import load_config, parse_args
     from slowfast.errors import UserError, one_line
-    from slowfast.utils.distributed import launch_job
 
     args = parse_args(argv)
     try:
         cfg = load_config(args)
         if not (cfg.TRAIN.ENABLE or cfg.TEST.ENABLE):
             raise SystemExit("error: nothing to do: TRAIN.ENABLE and TEST.ENABLE are both False")
-        from slowfast.engine import test, train
         from slowfast.engine.common import preflight
+        from slowfast.engine.job import run_job
 
         preflight(cfg)
-        if cfg.TRAIN.ENABLE:
-            launch_job(cfg, args.init_method, train)
-        if cfg.TEST.ENABLE:
-            launch_job(cfg, args.init_method, test)
+        run_job(cfg, args.init_method)
     except UserError as e:
         raise SystemExit(f"error: {one_line(e)}") from None
     except KeyboardInterrupt:

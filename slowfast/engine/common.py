@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import tempfile
 from typing import Any, Optional
 
 import numpy as np
@@ -22,7 +21,7 @@ from slowfast.utils import checkpoint as cu
 from slowfast.utils import distributed as du
 from slowfast.utils import env as envu
 from slowfast.utils import logging as lu
-from slowfast.utils.atomic import atomic_write_text
+from slowfast.utils.atomic import atomic_write_text, make_writable_dir
 from slowfast.utils.seeding import derive_seed
 
 __all__ = ["seed_everything", "amp_settings", "autocast_dtype", "prepare_output_dir", "write_run_config", "start_run",
@@ -63,19 +62,6 @@ def amp_settings(enabled: bool, device: torch.device, dtype: str = "auto") -> tu
     return True, amp_dtype, scaler_on
 
 
-def _make_writable_dir(path: str, key: str) -> None:
-    """Create `path` and prove a file can be written there; a one-line UserError otherwise."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test.", suffix=".tmp")
-        os.close(fd)
-        os.remove(probe)
-    except (FileExistsError, NotADirectoryError):
-        raise UserError(f"{key} {path} cannot be created: a regular file is in the way") from None
-    except OSError as e:
-        raise UserError(f"{key} {path} is not writable ({e.strerror or type(e).__name__})") from None
-
-
 def write_run_config(cfg: CfgNode, env_info: Optional[dict[str, Any]] = None) -> str:
     """Write the merged config to OUTPUT_DIR/config.yaml and, beside it, where the run ran to env.json and
     env.txt (`env_info`, collected here when not given); atomically, rank 0. Returns the config's path.
@@ -95,9 +81,9 @@ def prepare_output_dir(cfg: CfgNode, training: bool, env_info: Optional[dict[str
     OUTPUT_DIR/config.yaml, env.json and env.txt: an unusable output folder stops the run before any work,
     not after an epoch."""
     if du.is_master():
-        _make_writable_dir(cfg.OUTPUT_DIR, "OUTPUT_DIR")
+        make_writable_dir(cfg.OUTPUT_DIR, "OUTPUT_DIR")
         if training:
-            _make_writable_dir(cu.checkpoint_dir(cfg.OUTPUT_DIR), "checkpoint folder")
+            make_writable_dir(cu.checkpoint_dir(cfg.OUTPUT_DIR), "checkpoint folder")
     write_run_config(cfg, env_info)
 
 

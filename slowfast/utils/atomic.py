@@ -4,6 +4,7 @@ Everything the project writes that a later step reads (checkpoints, averaged wei
 lists, YAML, reports, videos) goes through `atomic_output` (a file object) or `atomic_path` (a path, for
 writers that open the file themselves, such as PyAV and PIL): a temporary file `.<name>.<random>.tmp` in
 the target's folder, flushed to disk, given the usual permissions, then renamed over the target.
+`make_writable_dir` proves, before a long job starts, that files can be written in a folder at all.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import tempfile
 from contextlib import contextmanager
 from typing import IO, Any
 from collections.abc import Iterator
+
+from slowfast.errors import UserError
 
 
 def temp_prefix(path: str) -> str:
@@ -82,3 +85,16 @@ def atomic_savefig(fig: Any, path: str, **kwargs: Any) -> None:
     fmt = os.path.splitext(path)[1].lstrip(".") or "png"
     with atomic_output(path, "wb") as f:
         fig.savefig(f, format=fmt, **kwargs)
+
+
+def make_writable_dir(path: str, key: str) -> None:
+    """Create `path` and prove a file can be written there; a one-line UserError otherwise."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test.", suffix=".tmp")
+        os.close(fd)
+        os.remove(probe)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"{key} {path} cannot be created: a regular file is in the way") from None
+    except OSError as e:
+        raise UserError(f"{key} {path} is not writable ({e.strerror or type(e).__name__})") from None

@@ -1,20 +1,24 @@
 """One launcher for 1..N processes, and the few collective helpers the engine needs.
 
-`launch_job(cfg, init_method, func)` runs `func(cfg)`:
+`launch_job(cfg, init_method, func, place=None)` runs `func(cfg)`:
 
-* under `torchrun` (RANK / WORLD_SIZE / LOCAL_RANK in the environment): in this process, joining the
-  group torchrun describes (`env://`), on any number of nodes;
+* with `place` (a `ProcessPlace`: this process's rank, world size, local rank and rendez-vous, e.g. a task
+  of a submitit job, see `cluster_task_place`) or under `torchrun` (RANK / WORLD_SIZE / LOCAL_RANK in the
+  environment, rendez-vous `env://`): in this process, on any number of nodes;
 * with `NUM_GPUS` N > 1, or `NUM_GPUS 0` and `NUM_CPU_PROCS` N > 1, or `NUM_SHARDS` > 1: it spawns N
   local processes; global rank = SHARD_ID * N + local rank, world = NUM_SHARDS * N, rendez-vous at
   `init_method` (PySlowFast's `--init_method tcp://host:port`, `--shard_id`, `--num_shards`);
 * otherwise in this process without a process group (a single GPU, or the CPU).
 
+Every multi-process start joins its group through `join_job`, whichever of these started it.
 GPU runs use `cfg.DIST_BACKEND` (NCCL); CPU runs use gloo. The helpers below are no-ops without a group.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 from typing import Any, Optional
 from collections.abc import Callable
 
@@ -28,6 +32,7 @@ from slowfast.utils.checkpoint_files import list_checkpoints
 __all__ = [
     "launch_job", "is_dist", "get_world_size", "get_rank", "is_master", "barrier",
     "all_reduce", "all_gather_object", "procs_per_machine", "torchrun_env", "check_devices", "ProcessDiedError",
+    "ProcessPlace", "torchrun_place", "cluster_task_place", "join_job",
 ]
 
 
@@ -101,6 +106,41 @@ def torchrun_env() -> Optional[tuple[int, int, int]]:
     return None
 
 
+@dataclass(frozen=True)
+class ProcessPlace:
+    """Where this process sits in its job: global rank and world size, rank and process count on its node,
+    and the rendez-vous of the group (`env://`, or `tcp://host:port` of rank 0's node)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    local_world_size: int
+    init_method: str
+
+
+def torchrun_place() -> Optional[ProcessPlace]:
+    """This process's place when torchrun (or another env:// launcher) started it, else None."""
+    env = torchrun_env()
+    if env is None:
+        return None
+    rank, world, local_rank = env
+    return ProcessPlace(rank, world, local_rank, int(os.environ.get("LOCAL_WORLD_SIZE", world)), "env://")
+
+
+def cluster_task_place(job_env: Any, port: Optional[int] = None) -> ProcessPlace:
+    """The place of a task of a submitit job, from its `submitit.JobEnvironment` (global and local rank,
+    number of tasks and nodes, host names). Rank 0's node hosts the rendez-vous: on one node the loopback
+    address; the port is `port` or, when None, one derived from the job id, which every task of the job
+    (and the job requeued under the same id) computes alike."""
+    nodes = max(1, job_env.num_nodes)
+    host = job_env.hostnames[0] if nodes > 1 else "127.0.0.1"
+    if port is None:
+        digits = re.sub(r"\D", "", str(job_env.job_id)) or "0"
+        port = 20000 + int(digits) % 20000
+    return ProcessPlace(job_env.global_rank, job_env.num_tasks, job_env.local_rank,
+                        max(1, job_env.num_tasks // nodes), f"tcp://{host}:{port}")
+
+
 def _backend(cfg) -> str:
     return cfg.DIST_BACKEND if cfg.NUM_GPUS > 0 else "gloo"
 
@@ -115,15 +155,28 @@ def _cpu_threads(nprocs: int) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, nprocs)))
 
 
+def join_job(cfg, place: ProcessPlace) -> None:
+    """Bind this process to its GPU (or share the CPU cores with the other processes of its node) and join
+    the process group of its job: the one set-up of every multi-process start (spawned here, torchrun, a
+    submitit task). The group is joined once per process and kept: run_net trains then tests in it."""
+    _set_local_device(cfg, place.local_rank)
+    if cfg.NUM_GPUS == 0:
+        _cpu_threads(place.local_world_size)
+    if place.world_size > 1 and not is_dist():
+        dist.init_process_group(backend=_backend(cfg), init_method=place.init_method,
+                                world_size=place.world_size, rank=place.rank)
+
+
+def _leave_group() -> None:
+    if is_dist():
+        dist.destroy_process_group()
+
+
 def _worker(local_rank: int, func: Callable, cfg, init_method: str, nprocs: int, error_file: str) -> None:
     """Entry point of a spawned process: join the group, run `func(cfg)`, leave the group."""
-    rank = cfg.SHARD_ID * nprocs + local_rank
-    world = cfg.NUM_SHARDS * nprocs
-    _set_local_device(cfg, local_rank)
-    if cfg.NUM_GPUS == 0:
-        _cpu_threads(nprocs)
+    place = ProcessPlace(cfg.SHARD_ID * nprocs + local_rank, cfg.NUM_SHARDS * nprocs, local_rank, nprocs, init_method)
     try:
-        dist.init_process_group(backend=_backend(cfg), init_method=init_method, world_size=world, rank=rank)
+        join_job(cfg, place)
         func(cfg)
     except UserError as e:
         # Report once, without a traceback: the parent reads the file and raises a UserError with it.
@@ -132,26 +185,22 @@ def _worker(local_rank: int, func: Callable, cfg, init_method: str, nprocs: int,
             atomic_write_text(error_file, str(e))
         raise
     finally:
-        if is_dist():
-            dist.destroy_process_group()
+        _leave_group()
 
 
-def launch_job(cfg, init_method: str, func: Callable, daemon: bool = False) -> None:
+def launch_job(cfg, init_method: str, func: Callable, daemon: bool = False, place: Optional[ProcessPlace] = None) -> None:
     """Run `func(cfg)` on every process of this job (see the module docstring). Raises UserError when a
     spawned process stopped on a UserError (its message), RuntimeError for other failures."""
-    env = torchrun_env()
-    if env is not None:
-        rank, world, local_rank = env
-        _set_local_device(cfg, local_rank)
-        if cfg.NUM_GPUS == 0:
-            _cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world)))
-        if not is_dist():
-            # Joined once and kept for the process's life: run_net calls train then test, and re-creating
-            # a group on torchrun's rendez-vous store hangs. Destroyed at exit.
-            dist.init_process_group(backend=_backend(cfg), init_method="env://", world_size=world, rank=rank)
+    place = place or torchrun_place()
+    if place is not None:
+        joined_before = is_dist()
+        join_job(cfg, place)
+        if is_dist() and not joined_before:
+            # Kept for the process's life and left at exit: run_net trains then tests in it, and re-creating
+            # a group on torchrun's rendez-vous store hangs.
             import atexit
 
-            atexit.register(lambda: dist.destroy_process_group() if is_dist() else None)
+            atexit.register(_leave_group)
         func(cfg)
         return
     check_devices(cfg)
