@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 
 from slowfast.errors import UserError
-from slowfast.models.clip import read_state_dict
+from slowfast.clip import read_state_dict
 from slowfast.utils import env as envu
 from slowfast.utils.atomic import atomic_torch_save, is_temp_of
 

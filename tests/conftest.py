@@ -13,7 +13,7 @@ if ROOT not in sys.path:
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-from slowfast.models.clip import custom_clip_config, random_clip_state_dict  # noqa: E402
+from slowfast.clip import custom_clip_config, random_clip_state_dict  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -63,6 +63,41 @@ def test_no_module_import_cycle():
             visit(start, [start])
 
 
+def package_graph() -> dict:
+    """Arrows between the top-level parts of the package (slowfast.clip, slowfast.models, slowfast.text, ...)."""
+    def top(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    edges: dict = {}
+    for module, deps in import_graph().items():
+        edges.setdefault(top(module), set()).update(top(d) for d in deps if top(d) != top(module))
+    return edges
+
+
+def test_top_level_packages_import_each_other_in_one_direction_only():
+    edges = package_graph()
+    both_ways = sorted((a, b) for a in edges for b in edges[a] if a < b and a in edges.get(b, ()))
+    assert both_ways == []
+    assert "slowfast.clip" in edges and not edges["slowfast.clip"] & {"slowfast.models", "slowfast.text"}
+
+
+def test_no_cycle_between_top_level_packages():
+    edges, state = package_graph(), {}
+
+    def visit(node, trail):
+        state[node] = "open"
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == "open":
+                raise AssertionError("package cycle: " + " -> ".join(trail[trail.index(nxt):] + [nxt]))
+            if nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = "done"
+
+    for start in sorted(edges):
+        if start not in state:
+            visit(start, [start])
+
+
 def test_no_function_in_the_package_is_over_60_lines():
     long = []
     for path in PACKAGE.rglob("*.py"):

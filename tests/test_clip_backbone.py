@@ -7,7 +7,7 @@ import torch
 
 from archives import clip_module_tree
 
-from slowfast.models.clip import (
+from slowfast.clip import (
     CLIPWeightsError,
     build_clip,
     custom_clip_config,

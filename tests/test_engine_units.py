@@ -240,7 +240,7 @@ def test_run_net_prints_a_user_error_raised_while_running_as_one_line(tmp_path, 
 
 
 def test_model_and_text_input_errors_are_user_errors_so_the_tools_print_one_line():
-    from slowfast.models.clip import CLIPWeightsError
+    from slowfast.clip import CLIPWeightsError
     from slowfast.text.feature_file import TextFeatureError
 
     for cls, builtin in ((TemporalOpError, ValueError), (CLIPWeightsError, RuntimeError), (TextFeatureError, ValueError)):

@@ -128,7 +128,7 @@ def test_an_open_clip_model_name_with_an_open_clip_state_dict_trains_and_tests_e
                                 "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2,
                                              "layers": 1}}))
     torch.manual_seed(0)
-    from slowfast.models.clip.towers import new_clip
+    from slowfast.clip.towers import new_clip
 
     weights = tmp_path / "tiny_open_clip.pt"
     torch.save(new_clip(json.loads(arch.read_text())).state_dict(), weights)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from slowfast.models import TemporalClipVideo, TemporalOpConfig
-from slowfast.models.clip import read_state_dict, tokenize
+from slowfast.clip import read_state_dict, tokenize
 from slowfast.models.text_classifier import TEMPLATES, class_logits, template_classifier
 from slowfast.text.feature_file import TextFeatureError, save_text_features
 

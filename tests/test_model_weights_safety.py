@@ -13,7 +13,7 @@ from archives import clip_module_tree
 
 from slowfast.config import get_cfg
 from slowfast.models import build_model
-from slowfast.models.clip import read_state_dict
+from slowfast.clip import read_state_dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit deprecation notices

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from slowfast.models.clip import load_clip, random_clip_state_dict
+from slowfast.clip import load_clip, random_clip_state_dict
 from slowfast.text.cli import features_main
 from slowfast.text.feature_file import (
     TextFeatureError,

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from slowfast.models.clip import load_clip, tokenize
+from slowfast.clip import load_clip, tokenize
 from slowfast.text.cli import features_main
 from slowfast.text.feature_file import check_text_features, load_text_features
 from slowfast.text.encode_prompts import build_prompt_table
@@ -165,7 +165,7 @@ def _model_cfg(classes_file: str, clip_file: str, feature_file: str):
 
 def test_model_refuses_a_feature_file_built_with_another_clip_of_the_same_width(inputs, tiny_clip_file, tiny_clip_config):
     from slowfast.models import build_model
-    from slowfast.models.clip import random_clip_state_dict
+    from slowfast.clip import random_clip_state_dict
     from slowfast.text.feature_file import TextFeatureError
 
     out = inputs["dir"] / "feats.pt"

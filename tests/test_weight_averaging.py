@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from slowfast.benchmarks.averaging import peak_rss_of_averaging, write_synthetic_checkpoints
-from slowfast.models.clip import CLIP, random_clip_state_dict
+from slowfast.clip import CLIP, random_clip_state_dict
 from slowfast.averaging import (
     SchemeParams,
     WeightAveragingError,

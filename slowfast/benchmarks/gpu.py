@@ -285,7 +285,7 @@ def _model_row(arch: str, op: Optional[str], teacher: bool, batch: int, r: dict)
 def part_model(ctx: Ctx) -> None:
     """The three operators without and with the teacher; fills the figures the targets compare."""
     from slowfast.benchmarks.model import clip_config
-    from slowfast.models.clip import random_clip_state_dict
+    from slowfast.clip import random_clip_state_dict
 
     s, rep = ctx.sizes, ctx.report
     rep.part("model", f"Model throughput: {s.arch}, {s.frames} frames, batch {s.batch}, bf16 autocast", MODEL_HEAD,
@@ -315,7 +315,7 @@ def _model_figures(fig: dict, res: dict) -> None:
 def part_vitl14(ctx: Ctx) -> None:
     """ViT-L/14, STDD with the teacher, activation checkpointing: does batch 32 fit, and how fast."""
     from slowfast.benchmarks.model import clip_config
-    from slowfast.models.clip import random_clip_state_dict
+    from slowfast.clip import random_clip_state_dict
 
     s, rep = ctx.sizes, ctx.report
     rep.part("vitl14", f"{s.large_arch}: STDD + teacher, batch {s.batch}, bf16, activation checkpointing", MODEL_HEAD)
@@ -328,7 +328,7 @@ def part_vitl14(ctx: Ctx) -> None:
 def part_compile(ctx: Ctx) -> None:
     """The model rows again with the image tower compiled (FLOPs taken from the eager rows)."""
     from slowfast.benchmarks.model import clip_config
-    from slowfast.models.clip import random_clip_state_dict
+    from slowfast.clip import random_clip_state_dict
 
     s, rep = ctx.sizes, ctx.report
     rep.part("compile", f"torch.compile: {s.arch}, batch {s.batch}, bf16, with the teacher", MODEL_HEAD,
@@ -490,7 +490,7 @@ def _precision_run(model, state: dict, x: torch.Tensor, y: torch.Tensor, precisi
 def part_precision(ctx: Ctx) -> None:
     """fp32 / bf16 / fp16 + scaler on the STDD + teacher train step: speed, memory and loss drift from fp32."""
     from slowfast.benchmarks.model import Case, clip_config
-    from slowfast.models.clip import random_clip_state_dict
+    from slowfast.clip import random_clip_state_dict
 
     s, rep, dev = ctx.sizes, ctx.report, ctx.device
     steps = s.precision_steps + 1

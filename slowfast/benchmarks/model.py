@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from slowfast.benchmarks import append_to_benchmarks_md, environment_line
 from slowfast.config.choices import TEMPORAL_TYPES, normalize_temporal_type
-from slowfast.models.clip import custom_clip_config, random_clip_state_dict
+from slowfast.clip import custom_clip_config, random_clip_state_dict
 from slowfast.models.temporal_ops import TemporalOpConfig
 from slowfast.models.video_model import TeacherConfig, TemporalClipVideo
 

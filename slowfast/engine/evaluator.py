@@ -27,7 +27,7 @@ from slowfast.engine.common import amp_settings, seed_everything, start_run
 from slowfast.models import build_model, clip_weights_from_cfg
 from slowfast.engine.meters import ViewRecords, aggregate_views, classification_metrics
 from slowfast.errors import UserError
-from slowfast.models.clip import CLIPWeightsError
+from slowfast.clip import CLIPWeightsError
 from slowfast.utils import checkpoint as cu
 from slowfast.utils import distributed as du
 from slowfast.utils import logging as lu

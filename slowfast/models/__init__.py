@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from slowfast.config.choices import ARCH_TO_OPEN_CLIP, CUSTOM_ARCH, OPENAI_TAG, TEMPORAL_TYPES, normalize_temporal_type
-from slowfast.models.clip import CLIPWeightsError, custom_clip_config, random_clip_state_dict, read_state_dict
+from slowfast.clip import CLIPWeightsError, custom_clip_config, random_clip_state_dict, read_state_dict
 from slowfast.models.temporal_ops import TemporalOpConfig, TemporalOpError
 from slowfast.models.text_classifier import TEMPLATES
 from slowfast.models.video_model import ClipSource, TeacherConfig, TemporalClipVideo

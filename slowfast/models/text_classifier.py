@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from slowfast.models.clip.tokenizer import tokenize
+from slowfast.clip.tokenizer import tokenize
 
 PREFIXES = ("a photo of", "a video of", "a example of", "a demonstration of")
 SUFFIXES = (

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slowfast.models.clip.towers import build_clip, vision_geometry
+from slowfast.clip.towers import build_clip, vision_geometry
 from slowfast.models.temporal_ops import NEW_PARAM_PREFIXES, TemporalOpConfig, temporal_block_factory
 from slowfast.models.text_classifier import class_logits, prompt_classifier, template_classifier
 from slowfast.text.feature_file import check_text_features, load_text_features

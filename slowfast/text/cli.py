@@ -230,7 +230,7 @@ def features_main(argv: Optional[list[str]] = None) -> int:
     import torch
 
     from slowfast.errors import UserError
-    from slowfast.models.clip import CLIPWeightsError
+    from slowfast.clip import CLIPWeightsError
     from slowfast.text.encode_prompts import make_feature_file
     from slowfast.text.stages import read_class_index
     from slowfast.text.templates import choose_templates_file, load_templates

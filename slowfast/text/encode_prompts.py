@@ -63,7 +63,7 @@ def encode_prompts(
     """`[len(prompts), E]` fp32 CLIP text embeddings (on the CPU), encoded in batches on the model's device."""
     import torch
 
-    from slowfast.models.clip import tokenize
+    from slowfast.clip import tokenize
 
     device = next(model.parameters()).device
     out = []
@@ -123,7 +123,7 @@ def make_feature_file(
     The file's metadata records the templates and where they came from, the prompts of every row, how
     the prompt file's entries were matched to the classes, and which CLIP made it (`clip_identity`).
     """
-    from slowfast.models.clip import load_clip
+    from slowfast.clip import load_clip
     from slowfast.text.feature_file import clip_identity, save_text_features, text_tower_fingerprint
 
     xprompts, matching = match_xprompts(xprompt_path, class_names, mode, by_order=match_by_order)

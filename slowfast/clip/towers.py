@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from slowfast.config.choices import ARCH_TO_OPEN_CLIP, CUSTOM_ARCH
-from slowfast.models.clip.weights import CLIPWeightsError
+from slowfast.clip.weights import CLIPWeightsError
 
 # open_clip's default LayerScale init; the checkpoint's gammas overwrite it.
 _LS_INIT = 1e-5
@@ -277,7 +277,7 @@ def build_clip(
 
 def load_clip(name_or_path: str, arch: Optional[str] = None, cache_dir: Optional[str] = None) -> nn.Module:
     """A plain CLIP from a file (OpenAI layout or open_clip state dict) or a pretrained tag of `arch`."""
-    from slowfast.models.clip.weights import read_state_dict
+    from slowfast.clip.weights import read_state_dict
 
     sd = read_state_dict(name_or_path, model_name=ARCH_TO_OPEN_CLIP.get(arch or "", arch), cache_dir=cache_dir)
     model = build_clip(sd, source=name_or_path, arch=arch)

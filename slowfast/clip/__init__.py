@@ -1,7 +1,7 @@
 """Only what open_clip does not do: reading weight files safely, and fitting open_clip's towers to the video model."""
 
-from slowfast.models.clip.tokenizer import tokenize
-from slowfast.models.clip.towers import (
+from slowfast.clip.tokenizer import tokenize
+from slowfast.clip.towers import (
     CLIP,
     BlockFactory,
     CLIPConfig,
@@ -15,7 +15,7 @@ from slowfast.models.clip.towers import (
     new_clip,
     random_clip_state_dict,
 )
-from slowfast.models.clip.weights import (
+from slowfast.clip.weights import (
     OPENAI_RELEASE_SHA256,
     CLIPWeightsError,
     default_cache_dir,
