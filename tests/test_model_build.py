@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from slowfast.config import get_cfg
-from slowfast.models import ClassIndexError, TemporalOpError, build_model
+from slowfast.models import ClassIndexError, TemporalOpConfig, TemporalOpError, build_model
 from slowfast.text.feature_file import TextFeatureError, save_text_features
 
 CLASSES = ["abseiling", "air drumming", "playing cello"]
@@ -123,3 +123,20 @@ def test_text_aug_builds_a_per_prompt_classifier(index_file, tmp_path):
 def test_build_time_refusals(index_file, opts, needle):
     with pytest.raises(TemporalOpError, match=needle):
         build_model(tiny_cfg(index_file, **opts))
+
+
+def test_every_operator_setting_has_exactly_one_config_key():
+    import dataclasses
+
+    from slowfast.config.choices import OPERATOR_FIELDS, OPERATOR_WEIGHT_FIELDS
+    from slowfast.config.defaults import get_cfg
+    from slowfast.models import temporal_op_config
+    from slowfast.utils.checkpoint import OPERATOR_KEYS
+
+    fields = [f.name for f in dataclasses.fields(TemporalOpConfig)]
+    assert sorted(fields) == sorted(OPERATOR_FIELDS) and set(OPERATOR_WEIGHT_FIELDS) < set(fields)
+    assert OPERATOR_KEYS == tuple(OPERATOR_FIELDS[f] for f in OPERATOR_WEIGHT_FIELDS)
+    cfg = get_cfg()
+    cfg.merge_from_list(["MODEL.MASK_RATE", 0.25, "MODEL.TEMPORAL_SCALE", [1, 3], "MODEL.FUSED_ATTENTION", False])
+    op = temporal_op_config(cfg)
+    assert (op.mask_rate, op.temporal_scale, op.fused_attention) == (0.25, (1, 3), False)

@@ -120,11 +120,10 @@ def reference_stcross(block, x, masks, scales, d0, sh=2, sw=2, mlp_input="full")
 def make_block(T=6, scales=(1, 2), fold=8, mask_rate=0.5, spatial_repeat=True, shuffle=True, deterministic=False,
                mlp_input="full"):
     torch.manual_seed(0)
-    block = STCrossAttentionBlock(
-        WIDTH, HEADS, T, GRID, mask_rate=mask_rate, mask_stride=(1, 2, 2), spatial_repeat=spatial_repeat,
-        temporal_shuffle=shuffle, deterministic_test_masks=deterministic, channel_fold=fold,
-        temporal_scale=scales, mlp_input=mlp_input,
-    )
+    op = TemporalOpConfig("stcross_attend", T, mask_rate=mask_rate, mask_stride=(1, 2, 2), spatial_repeat=spatial_repeat,
+                          temporal_shuffle=shuffle, deterministic_test_masks=deterministic, channel_fold=fold,
+                          temporal_scale=scales, mlp_input=mlp_input)
+    block = STCrossAttentionBlock(WIDTH, HEADS, GRID, op)
     for p in block.parameters():  # non-trivial weights everywhere (LN and biases included)
         torch.nn.init.normal_(p, std=0.2)
     return block

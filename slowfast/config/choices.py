@@ -25,6 +25,27 @@ ENSEMBLE_METHODS = ("sum", "max")
 MIXED_PRECISION_DTYPES = ("auto", "float16", "bfloat16")
 
 
+# The temporal operator's settings, each once: field of `slowfast.models.TemporalOpConfig` -> config key.
+# `build_model` reads them through this table, and a checkpoint is compared with the config on the keys of
+# OPERATOR_WEIGHT_FIELDS (they decide what the trained weights mean; the other two are how the same
+# weights run).
+OPERATOR_FIELDS: dict[str, str] = {
+    "type": "MODEL.TEMPORAL_MODELING_TYPE",
+    "num_frames": "DATA.NUM_FRAMES",
+    "mask_rate": "MODEL.MASK_RATE",
+    "mask_stride": "MODEL.MASK_STRIDE",
+    "spatial_repeat": "MODEL.SPATIAL_REPEAT",
+    "temporal_shuffle": "MODEL.TEMPORAL_SHUFFLE",
+    "deterministic_test_masks": "MODEL.DETERMINISTIC_TEST_MASKS",
+    "channel_fold": "MODEL.CHANNEL_FOLD",
+    "temporal_scale": "MODEL.TEMPORAL_SCALE",
+    "mlp_input": "MODEL.STCROSS_MLP_INPUT",
+    "fused_attention": "MODEL.FUSED_ATTENTION",
+}
+OPERATOR_WEIGHT_FIELDS = ("mask_rate", "mask_stride", "spatial_repeat", "temporal_shuffle", "channel_fold",
+                          "temporal_scale", "mlp_input")
+
+
 def normalize_temporal_type(value: Optional[str]) -> Optional[str]:
     """Map every spelling of "no operator" to None; other values are returned unchanged (checked elsewhere)."""
     return None if value is None or value in NONE_SPELLINGS else value

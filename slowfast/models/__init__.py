@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import nn
 
-from slowfast.config.choices import ARCH_TO_OPEN_CLIP, CUSTOM_ARCH, OPENAI_TAG, TEMPORAL_TYPES, normalize_temporal_type
+from slowfast.config.choices import (ARCH_TO_OPEN_CLIP, CUSTOM_ARCH, OPENAI_TAG, OPERATOR_FIELDS, TEMPORAL_TYPES,
+                                     normalize_temporal_type)
 from slowfast.clip import CLIPWeightsError, custom_clip_config, random_clip_state_dict, read_state_dict
 from slowfast.models.temporal_ops import TemporalOpConfig, TemporalOpError
 from slowfast.models.text_classifier import TEMPLATES
@@ -80,21 +81,15 @@ def clip_weights_from_cfg(cfg, weights: str = "") -> ClipSource:
 
 
 def temporal_op_config(cfg) -> TemporalOpConfig:
-    """The operator settings of the MODEL section (and DATA.NUM_FRAMES)."""
-    m = cfg.MODEL
-    return TemporalOpConfig(
-        type=normalize_temporal_type(m.TEMPORAL_MODELING_TYPE),
-        num_frames=cfg.DATA.NUM_FRAMES,
-        mask_rate=m.MASK_RATE,
-        mask_stride=tuple(int(s) for s in m.MASK_STRIDE),
-        spatial_repeat=m.SPATIAL_REPEAT,
-        temporal_shuffle=m.TEMPORAL_SHUFFLE,
-        deterministic_test_masks=m.DETERMINISTIC_TEST_MASKS,
-        channel_fold=m.CHANNEL_FOLD,
-        temporal_scale=tuple(int(s) for s in m.TEMPORAL_SCALE),
-        mlp_input=m.STCROSS_MLP_INPUT,
-        fused_attention=m.FUSED_ATTENTION,
-    )
+    """The operator settings, read through the one table of their config keys (`OPERATOR_FIELDS`)."""
+    def value(key: str) -> Any:
+        section, name = key.split(".")
+        v = cfg[section][name]
+        return tuple(v) if isinstance(v, (list, tuple)) else v
+
+    values = {f: value(key) for f, key in OPERATOR_FIELDS.items()}
+    values["type"] = normalize_temporal_type(values["type"])
+    return TemporalOpConfig(**values)
 
 
 def teacher_config(cfg) -> TeacherConfig:
@@ -137,7 +132,7 @@ def _video_model(cfg, clip: ClipSource) -> TemporalClipVideo:
     m = cfg.MODEL
     return TemporalClipVideo(
         clip, None, op=temporal_op_config(cfg), teacher=teacher_config(cfg), context_length=m.CONTEXT_LENGTH,
-        use_checkpoint=m.USE_CHECKPOINT, fused_attention=m.FUSED_ATTENTION, compile_visual=m.COMPILE,
+        use_checkpoint=m.USE_CHECKPOINT, compile_visual=m.COMPILE,
     ).to(model_device(cfg))
 
 

@@ -48,7 +48,8 @@ class TemporalOpError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class TemporalOpConfig:
-    """Explicit settings of the temporal operator (what `build_model` reads from the MODEL section)."""
+    """Explicit settings of the temporal operator, passed whole to every block. `build_model` reads them from
+    the config keys of `slowfast.config.choices.OPERATOR_FIELDS` (one per field)."""
 
     type: Optional[str] = None
     num_frames: int = 8
@@ -308,35 +309,20 @@ class STCrossAttentionBlock(_ClipBlockBase):
     The settings are checked once per model by `temporal_block_factory` (`check_temporal_op`).
     """
 
-    def __init__(
-        self,
-        width: int,
-        heads: int,
-        num_frames: int,
-        grid: int,
-        mask_rate: float = 0.5,
-        mask_stride: Sequence[int] = (1, 2, 2),
-        spatial_repeat: bool = True,
-        temporal_shuffle: bool = True,
-        deterministic_test_masks: bool = False,
-        channel_fold: int = 64,
-        temporal_scale: Sequence[int] = (1,),
-        mlp_input: str = "full",
-        fused_attention: bool = True,
-        shape: Optional[BlockShape] = None,
-    ):
-        super().__init__(width, heads, num_frames, fused_attention, shape)
+    def __init__(self, width: int, heads: int, grid: int, op: TemporalOpConfig, shape: Optional[BlockShape] = None):
+        super().__init__(width, heads, op.num_frames, op.fused_attention, shape)
+        num_frames, mask_rate, mask_stride = op.num_frames, op.mask_rate, op.mask_stride
         _, sh, sw = (int(s) for s in mask_stride)
         self.grid, self.window_size = grid, sh * sw
         self.cells = (grid // sh) * (grid // sw)
         self.dropped_per_window = stcross_dropped_per_window(mask_rate, num_frames, grid, sh, sw)
         self.keep = self.window_size - self.dropped_per_window
         self.num_kept = self.cells * self.keep
-        self.spatial_repeat, self.temporal_shuffle = spatial_repeat, temporal_shuffle
-        self.deterministic_test_masks = deterministic_test_masks
-        self.d0 = width // channel_fold
-        self.scales = tuple(int(s) for s in temporal_scale)
-        self.mlp_input = mlp_input
+        self.spatial_repeat, self.temporal_shuffle = op.spatial_repeat, op.temporal_shuffle
+        self.deterministic_test_masks = op.deterministic_test_masks
+        self.d0 = width // op.channel_fold
+        self.scales = tuple(int(s) for s in op.temporal_scale)
+        self.mlp_input = op.mlp_input
         self.generator: Optional[torch.Generator] = None
         train_masks, test_mask = stcross_masks(num_frames, self.window_size, self.dropped_per_window)
         self.register_buffer("train_masks", train_masks, persistent=False)  # [c, T, c] bool
@@ -534,13 +520,7 @@ def temporal_block_factory(cfg: TemporalOpConfig, width: int, grid: int) -> Call
     def factory(clip_block: nn.Module, index: int) -> nn.Module:
         shape = BlockShape.of(clip_block)
         if cfg.type == "stcross_attend":
-            return STCrossAttentionBlock(
-                shape.width, shape.heads, cfg.num_frames, grid, mask_rate=cfg.mask_rate, mask_stride=cfg.mask_stride,
-                spatial_repeat=cfg.spatial_repeat, temporal_shuffle=cfg.temporal_shuffle,
-                deterministic_test_masks=cfg.deterministic_test_masks, channel_fold=cfg.channel_fold,
-                temporal_scale=cfg.temporal_scale, mlp_input=cfg.mlp_input, fused_attention=cfg.fused_attention,
-                shape=shape,
-            )
+            return STCrossAttentionBlock(shape.width, shape.heads, grid, cfg, shape)
         return _SIMPLE_BLOCKS[cfg.type](shape.width, shape.heads, cfg.num_frames, cfg.fused_attention, shape)
 
     return factory

@@ -7,7 +7,6 @@ Attribute names fix the checkpoint keys: `model.*` (student CLIP, adapters inclu
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional, Union
@@ -70,12 +69,12 @@ class TemporalClipVideo(nn.Module):
         class_names: the K class names, in class-index order (the 28-template classifier), or None
             when `text_features` alone defines the classes, or when `set_classifier` is called later
             (e.g. after moving the model to its device, where the text tower runs faster).
-        op: the temporal operator settings (`op.num_frames` is T).
+        op: the temporal operator settings (`op.num_frames` is T; `op.fused_attention` picks
+            F.scaled_dot_product_attention, else explicit softmax attention, in every block).
         teacher: the frozen teacher's settings (distillation, ensemble).
         text_features: `[K, N, E]` prompt embeddings (DATA.TEXT_AUG) instead of the templates.
         context_length: text context (tokens).
         use_checkpoint: activation checkpointing of the visual blocks.
-        fused_attention: F.scaled_dot_product_attention (else explicit softmax attention).
         compile_visual: compile the student's image tower (`nn.Module.compile`).
     """
 
@@ -88,13 +87,12 @@ class TemporalClipVideo(nn.Module):
         text_features: Optional[torch.Tensor] = None,
         context_length: int = 77,
         use_checkpoint: bool = False,
-        fused_attention: bool = True,
         compile_visual: bool = False,
         text_feature_source: str = "text features",
     ):
         super().__init__()
         clip = clip if isinstance(clip, ClipSource) else ClipSource(clip)
-        self.op = op = dataclasses.replace(op or TemporalOpConfig(), fused_attention=fused_attention)
+        self.op = op = op or TemporalOpConfig()
         self.teacher = teacher = teacher or TeacherConfig()
         width, grid = vision_geometry(clip.arch, clip.state_dict, clip.source)
         self.model = build_clip(

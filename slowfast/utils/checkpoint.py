@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import yaml
 
+from slowfast.config.choices import OPERATOR_FIELDS, OPERATOR_WEIGHT_FIELDS
 from slowfast.errors import UserError
 from slowfast.utils import distributed as du
 from slowfast.utils import env as envu
@@ -166,12 +167,9 @@ def load_checkpoint(
 # (the operators without parameters add no keys) and then scores something else, so these are compared
 # with the checkpoint's stored config, not inferred from tensor shapes. Data, class list, NUM_CLASSES,
 # views and batch sizes may differ between training and testing and are not listed.
-MODEL_KEYS: tuple[str, ...] = ("MODEL.ARCH", "MODEL.TEMPORAL_MODELING_TYPE", "DATA.NUM_FRAMES")
+MODEL_KEYS: tuple[str, ...] = ("MODEL.ARCH", OPERATOR_FIELDS["type"], OPERATOR_FIELDS["num_frames"])
 # Settings of the temporal operator: compared when both configs use the same operator (not None).
-OPERATOR_KEYS: tuple[str, ...] = (
-    "MODEL.MASK_RATE", "MODEL.MASK_STRIDE", "MODEL.SPATIAL_REPEAT", "MODEL.TEMPORAL_SHUFFLE",
-    "MODEL.CHANNEL_FOLD", "MODEL.TEMPORAL_SCALE", "MODEL.STCROSS_MLP_INPUT",
-)
+OPERATOR_KEYS: tuple[str, ...] = tuple(OPERATOR_FIELDS[f] for f in OPERATOR_WEIGHT_FIELDS)
 # Sizes of the random-init CLIP (MODEL.ARCH custom); its SEED only sets initial values.
 CUSTOM_CLIP_KEYS: tuple[str, ...] = tuple(
     f"MODEL.CUSTOM_CLIP.{k}" for k in ("EMBED_DIM", "IMAGE_RESOLUTION", "VISION_PATCH", "VISION_WIDTH",
