@@ -34,9 +34,9 @@ setup(
             "stdd-benchmark = slowfast.cli.benchmark:main",
             "stdd-env = slowfast.cli.env:main",
             "stdd-gpu-check = slowfast.benchmarks.gpu:main",
-            "stdd-askg = slowfast.text.cli:askg_main",
-            "stdd-xprompt = slowfast.text.cli:xprompt_main",
-            "stdd-text-features = slowfast.text.cli:features_main",
+            "stdd-askg = slowfast.cli.text:askg_main",
+            "stdd-xprompt = slowfast.cli.text:xprompt_main",
+            "stdd-text-features = slowfast.cli.text:features_main",
         ],
     },
 )

@@ -1,19 +1,29 @@
 """The one root of user-facing errors.
 
 Everything a user can cause (a bad config value, a missing or malformed file, unreadable data, wrong
-weights) raises a subclass of `UserError`. The command-line tools catch this one type and print its
-message on one line; any other exception is a bug in the project and keeps its traceback.
+weights) raises a subclass of `UserError`. Every command-line tool runs through `cli_main`, which catches
+this one type and prints its message on one line (`error: ...`, exit status `exit_code`), and answers Ctrl-C
+with one line and status 130; any other exception is a bug in the project and keeps its traceback.
 Subclasses may also derive from a built-in type (`ValueError`, `FileNotFoundError`, ...) so that callers
 that catch those keep working.
 """
 
 from __future__ import annotations
 
-__all__ = ["UserError", "one_line"]
+import functools
+import sys
+from collections.abc import Callable, Sequence
+from typing import Optional
+
+__all__ = ["UserError", "one_line", "cli_main", "INTERRUPTED_EXIT_CODE"]
+
+INTERRUPTED_EXIT_CODE = 130  # the shell's convention for a command stopped by Ctrl-C (SIGINT)
 
 
 class UserError(Exception):
     """A problem with the user's input, reported as one line without a traceback."""
+
+    exit_code = 1  # the command's exit status when this error stops it
 
 
 def one_line(e: BaseException) -> str:
@@ -29,3 +39,27 @@ def one_line(e: BaseException) -> str:
         name, sep, rest = last.partition(": ")
         text = rest if sep and " " not in name else last
     return " ".join(text.split()) or type(e).__name__
+
+
+MainFunction = Callable[[Optional[Sequence[str]]], Optional[int]]
+
+
+def cli_main(interrupted: str = "interrupted") -> Callable[[MainFunction], Callable[..., int]]:
+    """Decorator of a command's `main(argv=None)`: its return value is the exit status (None: 0); a
+    `UserError` prints `error: <one line>` on stderr and returns its `exit_code`; Ctrl-C prints
+    `interrupted` (what to do next) and returns 130."""
+    def decorate(main: MainFunction) -> Callable[..., int]:
+        @functools.wraps(main)
+        def run(argv: Optional[Sequence[str]] = None) -> int:
+            try:
+                return int(main(argv) or 0)
+            except UserError as e:
+                print(f"error: {one_line(e)}", file=sys.stderr)
+                return e.exit_code
+            except KeyboardInterrupt:
+                print(interrupted, file=sys.stderr)
+                return INTERRUPTED_EXIT_CODE
+
+        return run
+
+    return decorate

@@ -31,24 +31,22 @@ def demo_config(cfg_files: Union[str, Sequence[str]], checkpoint: Optional[str] 
                 opts: Optional[Sequence[str]] = None, device: Optional[str] = None):
     """The test config of `cfg_files` for classifying single videos: one process, no teacher, `checkpoint`
     (if given) loaded as TEST.CUSTOM_LOAD_FILE, then the user's `opts` (KEY VALUE ...)."""
-    import argparse
-
-    from slowfast.config import assert_and_infer_cfg, merge_from_list
-    from slowfast.config.parser import load_config
+    from slowfast.config import get_cfg, load, merge_from_file
 
     files = [cfg_files] if isinstance(cfg_files, str) else list(cfg_files)
-    cfg = load_config(argparse.Namespace(cfg_files=files, opts=[], shard_id=None, num_shards=None))
+    views = get_cfg()
+    for path in files:  # the views x crops of the files decide the batch size (the opts below may change them)
+        merge_from_file(views, path)
     use_gpu = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
-    views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS
-    merge_from_list(cfg, [
-        "NUM_GPUS", "1" if use_gpu else "0", "TRAIN.ENABLE", "False", "TEST.BATCH_SIZE", str(views * _VIDEOS_PER_BATCH),
+    per_video = views.TEST.NUM_ENSEMBLE_VIEWS * views.TEST.NUM_SPATIAL_CROPS
+    cfg = load(files, [
+        "NUM_GPUS", "1" if use_gpu else "0", "TRAIN.ENABLE", "False", "TEST.BATCH_SIZE", str(per_video * _VIDEOS_PER_BATCH),
         "MODEL.KEEP_RAW_MODEL", "False", "MODEL.RAW_MODEL_DISTILLATION", "False", "MODEL.ENSEMBLE_PRED", "False",
         "TEST.CUSTOM_LOAD", str(bool(checkpoint)), "TEST.CUSTOM_LOAD_FILE", checkpoint or "",
         "TEST.CHECKPOINT_FILE_PATH", "", "TRAIN.CHECKPOINT_FILE_PATH", "",
         "OUTPUT_DIR", os.path.join("output", "demo_net"), "DATA_LOADER.NUM_WORKERS", "0",
+        *(opts or []),
     ])
-    merge_from_list(cfg, list(opts or []))
-    assert_and_infer_cfg(cfg)
     return cfg
 
 

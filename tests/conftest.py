@@ -1,5 +1,7 @@
 """Shared fixtures: tiny OpenAI-format CLIP checkpoints written with random weights."""
 
+import contextlib
+import io
 import json
 import os
 import sys
@@ -31,6 +33,18 @@ def tiny_clip_file(tmp_path_factory, tiny_clip_config):
     path = tmp_path_factory.mktemp("clip") / "tiny_clip.pt"
     torch.save(random_clip_state_dict(tiny_clip_config, seed=0), path)
     return str(path)
+
+
+@pytest.fixture
+def run_cli():
+    """`run_cli(main, argv) -> (exit status, what it printed on stderr)`: a command's main, in this process."""
+    def run(main, argv):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(argv)
+        return code, err.getvalue().strip()
+
+    return run
 
 
 @pytest.fixture

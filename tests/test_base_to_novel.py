@@ -118,13 +118,12 @@ def test_kinetics_files_with_start_and_end_times_match_on_the_youtube_id(kinetic
     assert set(check.missing) == missing
 
 
-def test_missing_videos_are_named_in_one_report_and_nothing_runs(kinetics_like, tmp_path, capsys):
+def test_missing_videos_are_named_in_one_report_and_nothing_runs(kinetics_like, tmp_path, run_cli):
     splits, videos, ids, missing = kinetics_like
     out = tmp_path / "out"
-    with pytest.raises(SystemExit) as e:
-        b2n_tool.main(["--dataset", "k400", "--splits", str(splits), "--video-root", str(videos), "--check-only",
-                       "--output-dir", str(out)])
-    message = str(e.value)
+    code, message = run_cli(b2n_tool.main, ["--dataset", "k400", "--splits", str(splits), "--video-root", str(videos),
+                                            "--check-only", "--output-dir", str(out)])
+    assert code == 1
     assert message.startswith("error: 3 of 8 listed videos are not under") and "missing_videos.txt" in message
     report = (out / "missing_videos.txt").read_text().splitlines()
     assert sorted(line.split("\t")[0] for line in report) == sorted(missing)

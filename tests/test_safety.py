@@ -5,6 +5,8 @@ The runs use the tiny model and videos of test_engine_run.py.
 """
 
 import json
+import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -45,11 +47,11 @@ def _run_net_main(argv: list[str]) -> str:
         import run_net
     finally:
         sys.path.pop(0)
-    try:
-        run_net.main(argv)
-    except SystemExit as e:
-        return str(e.code)
-    return ""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = run_net.main(argv)
+    # The last line: progress bars before it end their lines with carriage returns.
+    return err.getvalue().strip().replace("\r", "\n").splitlines()[-1] if code else ""
 
 
 def _no_nan_json(path: str) -> dict:

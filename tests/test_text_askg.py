@@ -172,7 +172,7 @@ def test_each_cli_documents_every_flag_in_its_help(script):
     import subprocess
     import sys
 
-    from slowfast.text.cli import askg_parser, features_parser, xprompt_parser
+    from slowfast.cli.text import askg_parser, features_parser, xprompt_parser
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = {"ASKG_text_prompt.py": askg_parser, "extended_text_prompt.py": xprompt_parser,

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from fakes import CLASSES, FAST, KEY, Reply, serve
-from slowfast.text.cli import askg_main, xprompt_main
+from slowfast.cli.text import askg_main, xprompt_main
 from slowfast.text.llm import resolve_settings
 
 

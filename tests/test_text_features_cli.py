@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from slowfast.clip import load_clip, tokenize
-from slowfast.text.cli import features_main
+from slowfast.cli.text import features_main
 from slowfast.text.feature_file import check_text_features, load_text_features
 from slowfast.text.encode_prompts import build_prompt_table
 from slowfast.text.templates import default_templates_file, load_templates

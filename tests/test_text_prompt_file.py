@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from slowfast.text.cli import features_main
+from slowfast.cli.text import features_main
 from slowfast.text.encode_prompts import build_prompt_table
 from slowfast.text.feature_file import load_text_features
 from slowfast.text.prompt_file import loose_key, match_xprompts

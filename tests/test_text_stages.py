@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from fakes import CLASSES, FAST, FakeLLM, KEY, Reply, class_of, serve
-from slowfast.text.cli import askg_main, xprompt_main
+from slowfast.cli.text import askg_main, xprompt_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from slowfast.text.cli import features_main
+from slowfast.cli.text import features_main
 from slowfast.text.feature_file import load_text_features
 from slowfast.text.templates import DATASETS, choose_templates_file, infer_dataset, load_templates, templates_file_for
 

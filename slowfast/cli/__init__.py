@@ -13,6 +13,6 @@
 | `stdd-env` | `env` | none (also `python -m slowfast.utils.env`) |
 
 `stdd-gpu-check`, `stdd-askg`, `stdd-xprompt` and `stdd-text-features` run `slowfast.benchmarks.gpu` and
-`slowfast.text.cli` (`tools/gpu_check.py`, `utils/ASKG_text_prompt.py`, `utils/extended_text_prompt.py`,
+`slowfast.cli.text` (`tools/gpu_check.py`, `utils/ASKG_text_prompt.py`, `utils/extended_text_prompt.py`,
 `utils/text_prompts.py`).
 """

@@ -18,10 +18,9 @@ Patching (weight-space ensemble with raw CLIP, theta = r * theta_CLIP + (1 - r) 
 from __future__ import annotations
 
 import argparse
-import sys
 
 
-from slowfast.errors import UserError
+from slowfast.errors import cli_main
 from slowfast.averaging import (
     KEY_MODES,
     METHODS,
@@ -73,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli_main("interrupted: nothing half-written is kept; run the command again")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -80,33 +80,29 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, flush=True)
 
-    try:
-        if args.patch is not None:
-            if args.source_dir is not None or args.output_dir is not None:
-                parser.error("--patch patches one file: give --clip, --ratio and --output, not --source-dir/--output-dir")
-            missing = [f for f, v in (("--clip", args.clip), ("--ratio", args.ratio), ("--output", args.output)) if v is None]
-            if missing:
-                parser.error(f"--patch needs {', '.join(missing)}")
-            patch_checkpoint(args.patch, args.clip, args.ratio, args.output)
-            log(f"wrote {args.output} (ratio {args.ratio})")
-            return 0
-        if args.source_dir is None or (args.output_dir is None and not args.dry_run):
-            parser.error("averaging needs --source-dir and --output-dir (or --patch CKPT for patching)")
-        params = SchemeParams(args.gauss_mu, args.gauss_sigma, args.beta_a, args.beta_b, args.ewa_decay)
-        plan = plan_averaging(args.source_dir, args.methods, args.start, args.end, args.keys, args.include_raw_clip,
-                              params,
-                              skip_unreadable=args.skip_unreadable)
-        for note in plan.notes:
-            log(note)
-        log(format_plan(plan))
-        if args.dry_run:
-            log("dry run: nothing written")
-            return 0
-        run_averaging(plan, args.output_dir, log)
+    if args.patch is not None:
+        if args.source_dir is not None or args.output_dir is not None:
+            parser.error("--patch patches one file: give --clip, --ratio and --output, not --source-dir/--output-dir")
+        missing = [f for f, v in (("--clip", args.clip), ("--ratio", args.ratio), ("--output", args.output)) if v is None]
+        if missing:
+            parser.error(f"--patch needs {', '.join(missing)}")
+        patch_checkpoint(args.patch, args.clip, args.ratio, args.output)
+        log(f"wrote {args.output} (ratio {args.ratio})")
         return 0
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    if args.source_dir is None or (args.output_dir is None and not args.dry_run):
+        parser.error("averaging needs --source-dir and --output-dir (or --patch CKPT for patching)")
+    params = SchemeParams(args.gauss_mu, args.gauss_sigma, args.beta_a, args.beta_b, args.ewa_decay)
+    plan = plan_averaging(args.source_dir, args.methods, args.start, args.end, args.keys, args.include_raw_clip,
+                          params,
+                          skip_unreadable=args.skip_unreadable)
+    for note in plan.notes:
+        log(note)
+    log(format_plan(plan))
+    if args.dry_run:
+        log("dry run: nothing written")
+        return 0
+    run_averaging(plan, args.output_dir, log)
+    return 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ table lands in OUTPUT/b2n_<dataset>.{json,md}. See docs/base_to_novel.md.
 import argparse
 import os
 
+from slowfast.errors import UserError, cli_main
 from slowfast.paths import REPO_ROOT as ROOT
 
 DEFAULT_CFG = os.path.join(ROOT, "configs", "BaseToNovel", "STDD_vitb16_8x16_b2n.yaml")
@@ -50,50 +51,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace, flips: bool):
-    from slowfast.config import assert_and_infer_cfg, merge_from_list
-    from slowfast.config.parser import load_config
+    from slowfast.config import load
 
-    ns = argparse.Namespace(cfg_files=args.cfg_files or [DEFAULT_CFG], opts=[], shard_id=None, num_shards=None)
-    cfg = load_config(ns)
-    merge_from_list(cfg, ["DATA.PATH_PREFIX", os.path.abspath(args.video_root), "DATA.PATH_LABEL_SEPARATOR", ","])
+    opts = ["DATA.PATH_PREFIX", os.path.abspath(args.video_root), "DATA.PATH_LABEL_SEPARATOR", ","]
     if not flips:
-        merge_from_list(cfg, ["DATA.RANDOM_FLIP", "False"])  # its classes name directions
-    merge_from_list(cfg, args.opts)  # the user's overrides win
-    assert_and_infer_cfg(cfg)
-    return cfg
+        opts += ["DATA.RANDOM_FLIP", "False"]  # its classes name directions
+    return load(args.cfg_files or [DEFAULT_CFG], [*opts, *args.opts])  # the user's overrides win
 
 
+@cli_main("interrupted: the same command resumes each seed from its newest checkpoint")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from slowfast.engine import base_to_novel as b2n
-    from slowfast.errors import UserError
 
     if args.checkpoint and not args.test_only:
-        raise SystemExit("error: --checkpoint is for --test-only (training runs resume from OUTPUT/seed<N>/)")
+        raise UserError("--checkpoint is for --test-only (training runs resume from OUTPUT/seed<N>/)")
     spec = b2n.B2N_DATASETS.get(args.dataset)
     if spec is None and not args.splits:
-        raise SystemExit(f"error: unknown dataset {args.dataset!r}: use one of {', '.join(b2n.B2N_DATASETS)} "
-                         "or give its lists with --splits")
+        raise UserError(f"unknown dataset {args.dataset!r}: use one of {', '.join(b2n.B2N_DATASETS)} "
+                        "or give its lists with --splits")
     youtube_ids = args.match_youtube_id or bool(spec and spec.youtube_ids)
     output_dir = args.output_dir or os.path.join("output", "base_to_novel", args.dataset)
-    try:
-        splits = b2n.load_splits(args.dataset, args.splits or None)
-        seeds = args.seeds or sorted(splits.train)
-        if args.check_only:
-            lists = b2n.prepare_lists(splits, args.video_root, output_dir, [] if args.test_only else seeds,
-                                      youtube_ids, args.allow_missing)
-            print(f"all listed videos found under {args.video_root}" if not lists.missing else
-                  f"{lists.missing} listed videos missing: {os.path.join(output_dir, 'missing_videos.txt')}")
-            print(f"lists: {os.path.join(output_dir, 'lists')}")
-            return 0
-        cfg = _config(args, spec.random_flip if spec else True)
-        summary = b2n.run_base_to_novel(
-            cfg, splits, args.video_root, output_dir, seeds, checkpoint=args.checkpoint if args.test_only else None,
-            youtube_ids=youtube_ids, allow_missing=args.allow_missing, init_method=args.init_method,
-            text_aug_file=args.text_aug_file,
-        )
-    except UserError as e:
-        raise SystemExit("error: " + " ".join(str(e).split())) from None
+    splits = b2n.load_splits(args.dataset, args.splits or None)
+    seeds = args.seeds or sorted(splits.train)
+    if args.check_only:
+        lists = b2n.prepare_lists(splits, args.video_root, output_dir, [] if args.test_only else seeds,
+                                  youtube_ids, args.allow_missing)
+        print(f"all listed videos found under {args.video_root}" if not lists.missing else
+              f"{lists.missing} listed videos missing: {os.path.join(output_dir, 'missing_videos.txt')}")
+        print(f"lists: {os.path.join(output_dir, 'lists')}")
+        return 0
+    cfg = _config(args, spec.random_flip if spec else True)
+    summary = b2n.run_base_to_novel(
+        cfg, splits, args.video_root, output_dir, seeds, checkpoint=args.checkpoint if args.test_only else None,
+        youtube_ids=youtube_ids, allow_missing=args.allow_missing, init_method=args.init_method,
+        text_aug_file=args.text_aug_file,
+    )
     print(f"\nBase-to-novel {args.dataset} ({summary['views']} views)")
     print(b2n.markdown_b2n(summary))
     print(f"results: {os.path.join(output_dir, 'b2n_' + args.dataset + '.md')}")

@@ -13,6 +13,8 @@ views. Without --checkpoint the initial weights are used (raw CLIP: the frozen-C
 import argparse
 import os
 
+from slowfast.errors import UserError, cli_main
+
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,26 +55,23 @@ def report(args, videos, preds) -> None:
         print(f"annotated video: {args.output}")
 
 
+@cli_main()
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from slowfast.engine.classify import check_annotated_output, list_videos, parse_classes
     from slowfast.engine.common import check_top_k
-    from slowfast.errors import UserError
     from slowfast.inference import VideoClassifier
 
-    try:
-        classes = parse_classes(args.classes, args.classes_file)
-        top_k = check_top_k(args.top_k, len(classes))
-        videos = list_videos(args.video)
-        if args.output:
-            if len(videos) != 1:
-                raise SystemExit("error: --output draws on a single video; use --csv for a folder")
-            check_annotated_output(args.output, videos)
-        clf = VideoClassifier.from_config(args.cfg_files, checkpoint=args.checkpoint or None, opts=args.opts)
-        preds = clf.classify(videos, classes, top_k=top_k)
-        report(args, videos, preds)
-    except UserError as e:
-        raise SystemExit("error: " + " ".join(str(e).split())) from None
+    classes = parse_classes(args.classes, args.classes_file)
+    top_k = check_top_k(args.top_k, len(classes))
+    videos = list_videos(args.video)
+    if args.output:
+        if len(videos) != 1:
+            raise UserError("--output draws on a single video; use --csv for a folder")
+        check_annotated_output(args.output, videos)
+    clf = VideoClassifier.from_config(args.cfg_files, checkpoint=args.checkpoint or None, opts=args.opts)
+    preds = clf.classify(videos, classes, top_k=top_k)
+    report(args, videos, preds)
     return 0 if all(p.ok for p in preds) else 1
 
 

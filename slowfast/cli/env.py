@@ -14,6 +14,8 @@ import argparse
 import json
 import sys
 
+from slowfast.errors import cli_main
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stdd-env", description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
@@ -25,19 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli_main()
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from slowfast.errors import UserError, one_line
     from slowfast.utils import env
 
-    try:
-        if args.diff:
-            a, b = (env.read_env(path) for path in args.diff)
-            sys.stdout.write(env.format_differences(env.env_differences(a, b), *args.diff))
-            return 0
-    except UserError as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return 1
+    if args.diff:
+        a, b = (env.read_env(path) for path in args.diff)
+        sys.stdout.write(env.format_differences(env.env_differences(a, b), *args.diff))
+        return 0
     info = env.collect_env()
     sys.stdout.write(json.dumps(info, indent=2) + "\n" if args.json else env.format_env(info))
     return 0

@@ -25,7 +25,7 @@ import json
 import sys
 
 from slowfast.datasets import class_lists, prepare, reencode
-from slowfast.errors import UserError, one_line
+from slowfast.errors import cli_main
 
 
 def _class_index(value: str) -> str | None:
@@ -160,43 +160,36 @@ def run_reencode(a: argparse.Namespace) -> int:
     return 1 if failed and (failed == report.total or a.strict) else 0
 
 
+@cli_main("interrupted: the same command resumes (finished copies are kept)")
 def main(argv=None) -> int:
     a = parse_args(argv)
     if a.command == "reencode":
-        try:
-            return run_reencode(a)
-        except UserError as e:
-            print(f"error: {one_line(e)}", file=sys.stderr)
-            return 2
-    try:
-        if a.command == "kinetics":
-            summary = prepare.prepare_kinetics(
-                a.out, a.train, a.val, a.test, pattern=a.pattern,
-                split_dirs={"train": a.train_dir, "val": a.val_dir, "test": a.test_dir}, video_root=a.video_root,
-                class_index=_class_index(a.classes),
-            )
-        elif a.command == "ucf101":
-            summary = prepare.prepare_ucf101(a.annotations, a.out, class_index=_class_index(a.classes))
-        elif a.command == "hmdb51":
-            summary = prepare.prepare_hmdb51(a.splits_dir, a.out, class_index=_class_index(a.classes))
-        elif a.command == "ssv2":
-            summary = prepare.prepare_ssv2(a.labels, a.train, a.validation, a.out, a.extension, a.video_root)
-            print("note: Something-Something classes name directions; train with DATA.RANDOM_FLIP False")
-        elif a.command == "k600-zeroshot":
-            summary = prepare.prepare_k600_zeroshot(
-                a.k600, a.k400_classes, a.out, seed=a.seed, num_classes=a.num_classes, class_lists=a.class_lists,
-                pattern=a.pattern, split_dir=a.split_dir, video_root=a.video_root, random_splits=a.random_splits,
-            )
-            if a.random_splits:
-                print("note: random splits are not the ER-ZSAR splits of the published results", file=sys.stderr)
-        else:
-            summary = prepare.prepare_folder(
-                a.root, a.out, a.val_fraction, a.test_fraction, a.seed,
-                tuple(e if e.startswith(".") else "." + e for e in a.extensions.split(",") if e),
-            )
-    except prepare.PrepareError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return run_reencode(a)
+    if a.command == "kinetics":
+        summary = prepare.prepare_kinetics(
+            a.out, a.train, a.val, a.test, pattern=a.pattern,
+            split_dirs={"train": a.train_dir, "val": a.val_dir, "test": a.test_dir}, video_root=a.video_root,
+            class_index=_class_index(a.classes),
+        )
+    elif a.command == "ucf101":
+        summary = prepare.prepare_ucf101(a.annotations, a.out, class_index=_class_index(a.classes))
+    elif a.command == "hmdb51":
+        summary = prepare.prepare_hmdb51(a.splits_dir, a.out, class_index=_class_index(a.classes))
+    elif a.command == "ssv2":
+        summary = prepare.prepare_ssv2(a.labels, a.train, a.validation, a.out, a.extension, a.video_root)
+        print("note: Something-Something classes name directions; train with DATA.RANDOM_FLIP False")
+    elif a.command == "k600-zeroshot":
+        summary = prepare.prepare_k600_zeroshot(
+            a.k600, a.k400_classes, a.out, seed=a.seed, num_classes=a.num_classes, class_lists=a.class_lists,
+            pattern=a.pattern, split_dir=a.split_dir, video_root=a.video_root, random_splits=a.random_splits,
+        )
+        if a.random_splits:
+            print("note: random splits are not the ER-ZSAR splits of the published results", file=sys.stderr)
+    else:
+        summary = prepare.prepare_folder(
+            a.root, a.out, a.val_fraction, a.test_fraction, a.seed,
+            tuple(e if e.startswith(".") else "." + e for e in a.extensions.split(",") if e),
+        )
     print(json.dumps(summary, indent=1))
     return 0
 

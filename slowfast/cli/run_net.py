@@ -7,26 +7,22 @@ the same job on a Slurm cluster (or locally) through submitit.
 A configuration error, or missing weights or data, is printed as one line and the exit code is non-zero.
 """
 
+from slowfast.errors import UserError, cli_main
 
 
+@cli_main("interrupted (resume with TRAIN.AUTO_RESUME True)")
 def main(argv=None) -> int:
     from slowfast.config.parser import load_config, parse_args
-    from slowfast.errors import UserError, one_line
 
     args = parse_args(argv)
-    try:
-        cfg = load_config(args)
-        if not (cfg.TRAIN.ENABLE or cfg.TEST.ENABLE):
-            raise SystemExit("error: nothing to do: TRAIN.ENABLE and TEST.ENABLE are both False")
-        from slowfast.engine.common import preflight
-        from slowfast.engine.job import run_job
+    cfg = load_config(args)
+    if not (cfg.TRAIN.ENABLE or cfg.TEST.ENABLE):
+        raise UserError("nothing to do: TRAIN.ENABLE and TEST.ENABLE are both False")
+    from slowfast.engine.common import preflight
+    from slowfast.engine.job import run_job
 
-        preflight(cfg)
-        run_job(cfg, args.init_method)
-    except UserError as e:
-        raise SystemExit(f"error: {one_line(e)}") from None
-    except KeyboardInterrupt:
-        raise SystemExit("interrupted (resume with TRAIN.AUTO_RESUME True)") from None
+    preflight(cfg)
+    run_job(cfg, args.init_method)
     return 0
 
 

@@ -21,6 +21,8 @@ import shutil
 import socket
 from typing import Any, Optional
 
+from slowfast.errors import UserError, cli_main
+
 CLUSTERS = ("slurm", "local", "debug")
 DEFAULT_TIMEOUT_MIN = 24 * 60
 # Seconds between submitit's preemption signal (USR2) and the end of the job's time: enough to requeue.
@@ -119,7 +121,6 @@ def resolve_layout(args, cfg) -> tuple[int, int, int]:
     """(nodes, GPUs per node, tasks per node) of the job, written into `cfg` (NUM_SHARDS, NUM_CPU_PROCS) and
     checked against it; UserError naming both numbers when they disagree."""
     from slowfast.config import assert_and_infer_cfg
-    from slowfast.errors import UserError
 
     gpus = cfg.NUM_GPUS if args.gpus_per_node is None else args.gpus_per_node
     nodes = cfg.NUM_SHARDS if args.nodes is None else args.nodes
@@ -217,7 +218,6 @@ def make_executor(args, cfg, job_dir: str, layout: tuple[int, int, int]):
 
 def check_can_submit(args, cfg, job_dir: str) -> None:
     """Everything that would make the submission fail, before anything is written or submitted."""
-    from slowfast.errors import UserError
     from slowfast.utils.atomic import make_writable_dir
 
     if args.cluster == "slurm" and shutil.which("sbatch") is None:
@@ -252,7 +252,6 @@ def _last_line(text: str) -> str:
 
 def wait_for(job, tasks: int) -> list:
     """Wait until the job ends; the result of every task, or UserError naming the first rank that failed."""
-    from slowfast.errors import UserError
 
     job.wait()
     subjobs = [job.task(k) for k in range(tasks)]
@@ -284,23 +283,16 @@ def submit(args):
     return job
 
 
+@cli_main("interrupted: a local job stops with this command, a Slurm job runs on (scancel JOB_ID); "
+          "the same command resumes from the newest checkpoint")
 def main(argv=None) -> int:
-    from slowfast.errors import UserError, one_line
-
     args = build_parser().parse_args(argv)
-    try:
-        job = submit(args)
-        if job is not None and (args.wait or args.cluster == "debug"):
-            results = job.results() if args.cluster == "debug" else wait_for(job, job.num_tasks)
-            for r in results:
-                print(f"rank {r['rank']}/{r['world_size']} done; newest checkpoint: {r['last_checkpoint']}")
-    except UserError as e:
-        raise SystemExit(f"error: {one_line(e)}") from None
-    except KeyboardInterrupt:
-        raise SystemExit("interrupted: a local job stops with this command, a Slurm job runs on (scancel JOB_ID); "
-                         "the same command resumes from the newest checkpoint") from None
+    job = submit(args)
+    if job is not None and (args.wait or args.cluster == "debug"):
+        results = job.results() if args.cluster == "debug" else wait_for(job, job.num_tasks)
+        for r in results:
+            print(f"rank {r['rank']}/{r['world_size']} done; newest checkpoint: {r['last_checkpoint']}")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

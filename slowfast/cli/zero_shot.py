@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 
+from slowfast.errors import cli_main
 from slowfast.paths import REPO_ROOT as ROOT
 
 DEFAULT_CFG = os.path.join(ROOT, "configs", "Kinetics", "STDD_vitb16_8x16_k400.yaml")
@@ -42,32 +43,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli_main("interrupted")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from slowfast.config import assert_and_infer_cfg, merge_from_list
-    from slowfast.config.parser import load_config
+    from slowfast.config import load
     from slowfast.engine.zero_shot import markdown_table, run_protocol
-    from slowfast.errors import UserError
 
     output_dir = args.output_dir or os.path.join("output", "zero_shot", args.benchmark)
-    ns = argparse.Namespace(cfg_files=args.cfg_files or [DEFAULT_CFG], opts=[], shard_id=None, num_shards=None)
-    try:
-        cfg = load_config(ns)
-        merge_from_list(cfg, [
-            "TEST.NUM_ENSEMBLE_VIEWS", str(args.views), "TEST.NUM_SPATIAL_CROPS", str(args.crops),
-            "DATA.PATH_PREFIX", args.video_prefix, "TRAIN.ENABLE", "False",
-            "MODEL.KEEP_RAW_MODEL", "False", "MODEL.RAW_MODEL_DISTILLATION", "False",
-            "TEST.CUSTOM_LOAD", str(bool(args.checkpoint)), "TEST.CUSTOM_LOAD_FILE", args.checkpoint,
-            # The training config's feature file holds the training classes: text augmentation at test
-            # time needs the benchmark's own file (--text-aug-file).
-            "DATA.TEXT_AUG", "False",
-        ])
-        merge_from_list(cfg, args.opts)  # the user's overrides win
-        assert_and_infer_cfg(cfg)
-        summary = run_protocol(cfg, args.benchmark, args.data_root, output_dir, args.init_method, args.text_aug_file,
-                               official_classes=not args.custom_classes)
-    except UserError as e:
-        raise SystemExit("error: " + " ".join(str(e).split())) from None
+    cfg = load(args.cfg_files or [DEFAULT_CFG], [
+        "TEST.NUM_ENSEMBLE_VIEWS", str(args.views), "TEST.NUM_SPATIAL_CROPS", str(args.crops),
+        "DATA.PATH_PREFIX", args.video_prefix, "TRAIN.ENABLE", "False",
+        "MODEL.KEEP_RAW_MODEL", "False", "MODEL.RAW_MODEL_DISTILLATION", "False",
+        "TEST.CUSTOM_LOAD", str(bool(args.checkpoint)), "TEST.CUSTOM_LOAD_FILE", args.checkpoint,
+        # The training config's feature file holds the training classes: text augmentation at test
+        # time needs the benchmark's own file (--text-aug-file).
+        "DATA.TEXT_AUG", "False",
+        *args.opts,  # the user's overrides win
+    ])
+    summary = run_protocol(cfg, args.benchmark, args.data_root, output_dir, args.init_method, args.text_aug_file,
+                           official_classes=not args.custom_classes)
     print(f"\nZero-shot {args.benchmark} ({summary['views']} views), checkpoint: {summary['checkpoint'] or 'initial weights'}")
     print(markdown_table(summary))
     print(f"results: {os.path.join(output_dir, 'zero_shot_' + args.benchmark + '.md')}")

@@ -7,7 +7,7 @@ import ast
 import difflib
 import math
 import os
-from typing import Any
+from typing import Any, Union
 from collections.abc import Iterable, Sequence
 
 import yaml
@@ -25,6 +25,7 @@ __all__ = [
     "merge_dict",
     "assert_and_infer_cfg",
     "all_keys",
+    "load",
 ]
 
 
@@ -295,3 +296,13 @@ def assert_and_infer_cfg(cfg: CfgNode) -> CfgNode:
     _assert_numbers(cfg)
     _assert_processes(cfg)
     return cfg
+
+
+def load(files: Union[str, Sequence[str]] = (), opts: Sequence[Any] = ()) -> CfgNode:
+    """The defaults, then each YAML file of `files` in order, then `opts` (KEY VALUE ...), checked and
+    completed once by `assert_and_infer_cfg`: the way to get a config from Python."""
+    cfg = get_cfg()
+    for path in [files] if isinstance(files, str) else files:
+        merge_from_file(cfg, path)
+    merge_from_list(cfg, [str(o) if not isinstance(o, str) else o for o in opts])
+    return assert_and_infer_cfg(cfg)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from yacs.config import CfgNode
 
-from slowfast.config import assert_and_infer_cfg, get_cfg, merge_from_file, merge_from_list
+from slowfast.config import load
 
 
 def build_parser(description: str = "STDD: zero-shot video action recognition with CLIP.") -> argparse.ArgumentParser:
@@ -44,17 +44,10 @@ def parse_args(argv: Optional[Sequence[str]] = None, description: Optional[str] 
     return parser.parse_args(argv)
 
 
-def load_config(args: argparse.Namespace, cfg_file: Optional[str] = None) -> CfgNode:
-    """Defaults, then each --cfg file (or only `cfg_file`), then --opts, then launch flags; then
-    `assert_and_infer_cfg`."""
-    cfg = get_cfg()
-    files = [cfg_file] if cfg_file else list(getattr(args, "cfg_files", []) or [])
-    for path in files:
-        merge_from_file(cfg, path)
-    merge_from_list(cfg, getattr(args, "opts", []) or [])
-    if getattr(args, "shard_id", None) is not None:
-        cfg.SHARD_ID = args.shard_id
-    if getattr(args, "num_shards", None) is not None:
-        cfg.NUM_SHARDS = args.num_shards
-    assert_and_infer_cfg(cfg)
-    return cfg
+def load_config(args: argparse.Namespace) -> CfgNode:
+    """The config of a command line: the --cfg files, then --opts, then the launch flags (`config.load`)."""
+    opts = list(args.opts or [])
+    for flag, key in (("shard_id", "SHARD_ID"), ("num_shards", "NUM_SHARDS")):  # run_net's launch flags
+        if getattr(args, flag, None) is not None:
+            opts += [key, getattr(args, flag)]
+    return load(args.cfg_files, opts)

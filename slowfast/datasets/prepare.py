@@ -57,6 +57,8 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 class PrepareError(UserError, ValueError):
     """A problem with the annotation files; the message names the file (and line)."""
 
+    exit_code = 2
+
 
 # ---- writing -------------------------------------------------------------------------------------
 def _write_csv(path: str, rows: Iterable[tuple[str, int]]) -> int:

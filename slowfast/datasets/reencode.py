@@ -94,6 +94,8 @@ NO_ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 class ReencodeError(UserError, ValueError):
     """A problem with the folders or settings of a re-encoding run (one line, names the path)."""
 
+    exit_code = 2  # the run stopped; 1 is kept for "videos failed"
+
 
 class NoRoomError(ReencodeError):
     """Writing an output failed because the disk is full; the run stops, the output is not kept."""

@@ -14,9 +14,16 @@ from contextlib import contextmanager
 from typing import Optional
 from collections.abc import Callable, Iterator
 
+from slowfast.errors import UserError, cli_main
 from slowfast.text import prompts
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class TextCommandError(UserError):
+    """A text command stopped by its input or by the LLM service (exit status 2; the API key is never shown)."""
+
+    exit_code = 2
 
 
 @contextmanager
@@ -192,9 +199,9 @@ def _run_llm_stage(args: argparse.Namespace, build_items: Callable[[], list], sp
                 subset=args.limit is not None,
             )
         except (SchemaError, LLMError, OSError) as e:
-            print(f"error: {redact(str(e), secrets)}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
+            raise TextCommandError(redact(str(e), secrets)) from None
+        except KeyboardInterrupt:  # a more precise line than the wrapper's: where the finished work is
+
             print(f"interrupted: finished classes are kept in {args.output}.parts/; run the same command to go on",
                   file=sys.stderr)
             return 130
@@ -206,6 +213,7 @@ def _run_llm_stage(args: argparse.Namespace, build_items: Callable[[], list], sp
         return 1 if report.failures else 0
 
 
+@cli_main()
 def askg_main(argv: Optional[list[str]] = None) -> int:
     args = askg_parser().parse_args(argv)
     from slowfast.text.stages import ASKG_STAGE, askg_items, read_class_index
@@ -213,6 +221,7 @@ def askg_main(argv: Optional[list[str]] = None) -> int:
     return _run_llm_stage(args, lambda: askg_items(read_class_index(args.classes), args.limit), ASKG_STAGE)
 
 
+@cli_main()
 def xprompt_main(argv: Optional[list[str]] = None) -> int:
     args = xprompt_parser().parse_args(argv)
     from slowfast.text.schema import load_entries
@@ -225,19 +234,18 @@ def xprompt_main(argv: Optional[list[str]] = None) -> int:
     return _run_llm_stage(args, items, XPROMPT_STAGE)
 
 
+@cli_main()
 def features_main(argv: Optional[list[str]] = None) -> int:
     args = features_parser().parse_args(argv)
     import torch
 
-    from slowfast.errors import UserError
     from slowfast.clip import CLIPWeightsError
     from slowfast.text.encode_prompts import make_feature_file
     from slowfast.text.stages import read_class_index
     from slowfast.text.templates import choose_templates_file, load_templates
 
     if args.mode != "base" and not args.xprompt:
-        print("error: --xprompt is required unless --mode base", file=sys.stderr)
-        return 2
+        raise TextCommandError("--xprompt is required unless --mode base")
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -252,8 +260,7 @@ def features_main(argv: Optional[list[str]] = None) -> int:
                 templates_source=f"{os.path.basename(templates_file)} ({why})", match_by_order=args.match_by_order,
             )
         except (UserError, CLIPWeightsError, OSError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+            raise TextCommandError(str(e)) from None
     k, n, e = info["shape"]
     print(f"wrote {args.output}: features [K={k}, N={n}, E={e}] = {len(templates)} templates x "
           f"{info['prompts_per_template']} prompts per template ({args.mode}); distinct prompts per class and "
