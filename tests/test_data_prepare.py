@@ -266,3 +266,11 @@ def test_cli_checks_kinetics_annotations_against_the_shipped_k400_list_by_defaul
                         "--train", train, "--val", train, "--out", str(tmp_path / "o"), "--classes", "annotations"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and read_class_names(str(tmp_path / "o" / "index2cls.json"))[1] == "not a kinetics class"
+
+
+def test_the_class_index_writer_and_reader_round_trip(tmp_path):
+    from slowfast.utils.class_index import write_class_names
+
+    names = ["Apply Eye Makeup", "yo-yo", "café", "moving left"]
+    write_class_names(str(tmp_path / "index2cls.json"), names)
+    assert read_class_names(str(tmp_path / "index2cls.json")) == names

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from slowfast.datasets import class_lists as shipped
 from slowfast.errors import UserError
 from slowfast.utils.atomic import atomic_write_text
-from slowfast.utils.class_index import read_class_names
+from slowfast.utils.class_index import read_class_names, write_class_names
 
 __all__ = [
     "PrepareError",
@@ -69,10 +69,6 @@ def _write_csv(path: str, rows: Iterable[tuple[str, int]]) -> int:
         lines.append(f"{p},{label}\n")
     atomic_write_text(path, "".join(lines))
     return len(lines)
-
-
-def _write_index(path: str, names: Sequence[str]) -> None:
-    atomic_write_text(path, json.dumps({str(i): n for i, n in enumerate(names)}, indent=1) + "\n")
 
 
 def _read_lines(path: str) -> list[tuple[int, str]]:
@@ -179,7 +175,7 @@ def prepare_kinetics(
             out_rows.append((rel, index[r["label"]]))
         summary[split] = _write_csv(os.path.join(out_dir, f"{split}.csv"), out_rows)
         summary["missing"][split] = missing
-    _write_index(os.path.join(out_dir, "index2cls.json"), classes)
+    write_class_names(os.path.join(out_dir, "index2cls.json"), classes)
     return summary
 
 
@@ -243,7 +239,7 @@ def prepare_ucf101(annotation_dir: str, out_dir: str, splits: Sequence[int] = (1
                 rows.append((path, label))
             for name in csv_names:
                 summary[f"split{n}/{name}"] = _write_csv(os.path.join(split_dir, name), rows)
-    _write_index(os.path.join(out_dir, "ucf101-index2cls.json"), names)
+    write_class_names(os.path.join(out_dir, "ucf101-index2cls.json"), names)
     return summary
 
 
@@ -286,7 +282,7 @@ def prepare_hmdb51(split_dir: str, out_dir: str, splits: Sequence[int] = (1, 2, 
         summary[f"split{n}/train.csv"] = _write_csv(os.path.join(out, "train.csv"), rows["train"])
         for name in ("val.csv", "test.csv"):
             summary[f"split{n}/{name}"] = _write_csv(os.path.join(out, name), rows["test"])
-    _write_index(os.path.join(out_dir, "hmdb-index2cls.json"), names)
+    write_class_names(os.path.join(out_dir, "hmdb-index2cls.json"), names)
     return summary
 
 
@@ -377,7 +373,7 @@ def prepare_k600_zeroshot(
         summary[f"split{s}"] = _write_csv(os.path.join(out, "test.csv"), out_rows)
         summary[f"split{s}_missing"] = missing
         summary[f"split{s}_classes"] = src
-        _write_index(os.path.join(out, "index2cls.json"), names)
+        write_class_names(os.path.join(out, "index2cls.json"), names)
     return summary
 
 
@@ -426,7 +422,7 @@ def prepare_folder(
     summary = {"classes": len(names)}
     for split, r in rows.items():
         summary[split] = _write_csv(os.path.join(out_dir, f"{split}.csv"), sorted(r))
-    _write_index(os.path.join(out_dir, "index2cls.json"), names)
+    write_class_names(os.path.join(out_dir, "index2cls.json"), names)
     return summary
 
 
@@ -494,5 +490,5 @@ def prepare_ssv2(
             summary["missing"][split] = len(rows) - len(kept)
             rows = kept
         summary[split] = _write_csv(os.path.join(out_dir, f"{split}.csv"), rows)
-    _write_index(os.path.join(out_dir, "index2cls.json"), classes)
+    write_class_names(os.path.join(out_dir, "index2cls.json"), classes)
     return summary

@@ -33,6 +33,7 @@ import av
 import numpy as np
 
 from slowfast.utils.atomic import atomic_path, atomic_write_text
+from slowfast.utils.class_index import write_class_names
 
 __all__ = [
     "CLASSES",
@@ -195,10 +196,6 @@ def make_clip(rng: np.random.Generator, class_name: str, spec: SyntheticSpec) ->
 
 
 # ---- datasets ------------------------------------------------------------------------------------
-def _index_json(names: Sequence[str]) -> str:
-    return json.dumps({str(i): n for i, n in enumerate(names)}, indent=1) + "\n"
-
-
 def _write_one(task: tuple) -> None:
     out, rel, seed_key, name, spec = task
     write_video(os.path.join(out, rel), make_clip(np.random.default_rng(seed_key), name, spec), spec.fps,
@@ -244,8 +241,8 @@ def make_synthetic_dataset(out: str, spec: SyntheticSpec = SyntheticSpec(), work
         for task in tasks:
             _write_one(task)
     # The lists are written last: a folder with CSVs is a complete dataset.
-    atomic_write_text(os.path.join(out, "index2cls.json"), _index_json(CLASSES))
-    atomic_write_text(os.path.join(out, "zero_shot", "index2cls.json"), _index_json(ZERO_SHOT_CLASSES))
+    write_class_names(os.path.join(out, "index2cls.json"), CLASSES)
+    write_class_names(os.path.join(out, "zero_shot", "index2cls.json"), ZERO_SHOT_CLASSES)
     for csv_name, rows in lists:
         atomic_write_text(os.path.join(out, csv_name), "".join(r + "\n" for r in rows))
     return {split: len(rows) for (split, *_), (_, rows) in zip(plan, lists)}

@@ -27,6 +27,7 @@ from slowfast.datasets.video_list import VideoEntry, read_video_csv
 from slowfast.engine.zero_shot import ProtocolError, Split, split_cfg
 from slowfast.paths import LABEL_DB
 from slowfast.utils.atomic import atomic_write_text
+from slowfast.utils.class_index import write_class_names
 
 __all__ = [
     "B2NDataset", "B2N_DATASETS", "B2NSplits", "VideoCheck", "MissingVideosError", "ProtocolLists",
@@ -227,17 +228,13 @@ def _write_list(path: str, entries: list[VideoEntry], found: dict[str, str]) -> 
     return len(rows)
 
 
-def _write_index(path: str, names: Sequence[str]) -> None:
-    atomic_write_text(path, json.dumps({str(i): n for i, n in enumerate(names)}, indent=1) + "\n")
-
-
 def write_protocol_lists(splits: B2NSplits, check: VideoCheck, out_dir: str, seeds: Sequence[int]
                          ) -> ProtocolLists:
     """`out_dir/seed<N>/train.csv`, `out_dir/{base,novel}/test.csv` and the two class-index files, with the
     paths found by `check_videos` (videos it did not find are left out)."""
     base_index, novel_index = os.path.join(out_dir, "base_index2cls.json"), os.path.join(out_dir, "novel_index2cls.json")
-    _write_index(base_index, splits.base_classes)
-    _write_index(novel_index, splits.novel_classes)
+    write_class_names(base_index, splits.base_classes)
+    write_class_names(novel_index, splits.novel_classes)
     train_dirs = {}
     for s in seeds:
         train_dirs[s] = os.path.join(out_dir, f"seed{s}")

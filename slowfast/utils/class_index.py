@@ -1,11 +1,13 @@
-"""The class-index file `{"0": "class name", "1": ...}`: the one reader every part of the project uses."""
+"""The class-index file `{"0": "class name", "1": ...}`: the one reader and the one writer the project uses."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 
 from slowfast.errors import UserError
+from slowfast.utils.atomic import atomic_write_text
 
 
 class ClassIndexError(UserError, ValueError):
@@ -53,3 +55,8 @@ def read_class_names(path: str) -> list[str]:
             raise ClassIndexError(f"class-index file {path}: classes {seen[name]} and {i} have the same name {name!r}")
         seen[name] = i
     return names
+
+
+def write_class_names(path: str, names: Sequence[str]) -> None:
+    """Write `names` (index order) as a class-index file that `read_class_names` reads back, atomically."""
+    atomic_write_text(path, json.dumps({str(i): n for i, n in enumerate(names)}, indent=1) + "\n")
