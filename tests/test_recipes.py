@@ -235,9 +235,9 @@ def test_dataset_config_switch_reaches_the_transforms(tmp_path):
     (tmp_path / "a.mp4").write_bytes(b"")  # listed paths must exist when the dataset is built (never decoded here)
     cfg = merge_from_list(get_cfg(), ["DATA.PATH_TO_DATA_DIR", str(tmp_path), "DATA.PATH_LABEL_SEPARATOR", ",",
                                       "DATA.ORIGINAL_RESIZE", "True"])
-    assert build_dataset(cfg, "test").original_resize is True
+    assert build_dataset(cfg, "test").transform.original_resize is True
     cfg.DATA.ORIGINAL_RESIZE = False
-    assert build_dataset(cfg, "test").original_resize is False
+    assert build_dataset(cfg, "test").transform.original_resize is False
 
 
 # ---- zero-shot class lists --------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from slowfast.utils import checkpoint as cu
 from slowfast.utils import distributed as du
 from slowfast.utils import logging as lu
 from slowfast.utils.atomic import atomic_savefig, atomic_torch_save, atomic_write_text
+from slowfast.utils.class_index import read_class_names
 
 __all__ = ["evaluate", "test", "select_test_weights", "load_test_weights", "save_confusion_png", "NoVideoEvaluatedError",
            "finite_or_null"]
@@ -222,7 +223,8 @@ def _summary(cfg: CfgNode, out: dict, info: dict, seconds: float) -> dict:
 def _write_test_outputs(cfg: CfgNode, out: dict, summary: dict, dataset: Any) -> None:
     """Per-video results (.pt), metrics (JSON), the unreadable list and the confusion matrix, atomically."""
     m, res = out["metrics"], out["results"]
-    class_names = list(getattr(dataset, "class_names", None) or []) or None
+    index_file = cfg.DATA.INDEX_LABEL_MAPPING_FILE
+    class_names = read_class_names(index_file) if index_file else None  # the test list's classes
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     video_paths = [dataset.video_path(int(v)) for v in res.video_index] if hasattr(dataset, "video_path") else None
     atomic_torch_save({
