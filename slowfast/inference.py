@@ -21,7 +21,7 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from slowfast.engine.classify import ClassifyError, Prediction
+from slowfast.engine.video_io import ClassifyError, Prediction
 
 __all__ = ["VideoClassifier", "Prediction", "demo_config"]
 _VIDEOS_PER_BATCH = 4

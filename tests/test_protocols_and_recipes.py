@@ -226,7 +226,7 @@ def test_annotated_video_keeps_every_frame_of_a_long_video(tmp_path):
     import av
     import numpy as np
 
-    from slowfast.engine.classify import write_annotated_video
+    from slowfast.engine.video_io import write_annotated_video
 
     src, dst = tmp_path / "long.mp4", tmp_path / "long_pred.mp4"
     with av.open(str(src), "w") as out:

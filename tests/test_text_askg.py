@@ -8,7 +8,7 @@ import random
 import pytest
 import yaml
 
-from slowfast.text import prompts
+from slowfast.text import llm_instructions
 from slowfast.text.schema import (
     SchemaError,
     load_entries,
@@ -21,7 +21,7 @@ from slowfast.text.schema import (
 from slowfast.text.llm import LLMFatalError, RetryPolicy, Secret, redact, resolve_settings
 from slowfast.text.stages import read_class_index
 
-GOOD = yaml.safe_load(prompts.ASKG_EXAMPLE_ANSWER)
+GOOD = yaml.safe_load(llm_instructions.ASKG_EXAMPLE_ANSWER)
 
 
 def askg_with(**changes) -> dict:
@@ -38,7 +38,7 @@ def test_code_fence_is_stripped_before_parsing():
 def test_one_shot_example_passes_validation_and_label_becomes_the_class_name():
     entry = validate_askg(GOOD, "Drinking Beer")
     assert entry["label"] == "Drinking Beer"
-    assert list(entry) == list(prompts.ASKG_FIELDS)
+    assert list(entry) == list(llm_instructions.ASKG_FIELDS)
     assert entry["obj_rel_triples"][0] == "<bottle, holds, beer>"
 
 
@@ -73,7 +73,7 @@ def test_triple_given_as_a_three_item_list_is_normalised_to_angle_brackets():
 
 def test_xprompt_needs_one_clause_per_source_triple():
     askg = validate_askg(GOOD, "drinking beer")
-    answer = yaml.safe_load(prompts.XPROMPT_EXAMPLE_ANSWER)
+    answer = yaml.safe_load(llm_instructions.XPROMPT_EXAMPLE_ANSWER)
     assert validate_xprompt(answer, "drinking beer", askg)["xprompt_oo"][0] == "where a bottle holds the beer"
     answer["drinking beer"]["xprompt_ao"].pop()
     msg = "'xprompt_ao' must have exactly one clause per act_obj_triples triple: 7 expected, got 6"
@@ -90,7 +90,7 @@ def test_xprompt_clause_loses_a_repeated_lead_in_and_final_period():
 
 def test_yaml_file_with_a_duplicated_class_is_refused_naming_the_line(tmp_path):
     path = tmp_path / "askg.yml"
-    text = prompts.ASKG_EXAMPLE_ANSWER
+    text = llm_instructions.ASKG_EXAMPLE_ANSWER
     path.write_text(text + text)
     second = text.count("\n") + 1
     msg = rf"askg.yml: line {second}: duplicate key 'drinking beer' \(first at line 1\)"
@@ -106,7 +106,7 @@ def test_invalid_entry_in_an_askg_file_names_the_file_and_class(tmp_path):
 
 
 def test_stage_2_user_message_lists_the_triples_as_numbered_lines():
-    msg = prompts.xprompt_user_message(validate_askg(GOOD, "drinking beer"))
+    msg = llm_instructions.xprompt_user_message(validate_askg(GOOD, "drinking beer"))
     blocks = msg.split("\n\n")
     assert blocks[0] == "action label: drinking beer"
     assert blocks[1].splitlines()[:2] == ["object-object relation triples:", "1 - <bottle, holds, beer>"]
@@ -115,7 +115,7 @@ def test_stage_2_user_message_lists_the_triples_as_numbered_lines():
 
 
 def test_stage_1_user_message_lower_cases_the_class_name():
-    assert prompts.askg_messages("Apply Eye Makeup")[-1]["content"] == "action entity: [apply eye makeup]"
+    assert llm_instructions.askg_messages("Apply Eye Makeup")[-1]["content"] == "action entity: [apply eye makeup]"
 
 
 def test_backoff_is_bounded_exponential_with_jitter_and_honours_retry_after():

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def report(args, videos, preds) -> None:
     """Print the top-k per video, then write the CSV and the annotated video when asked."""
-    from slowfast.engine.classify import write_annotated_video, write_predictions_csv
+    from slowfast.engine.video_io import write_annotated_video, write_predictions_csv
 
     for p in preds:
         print(f"\n{p.path}")
@@ -58,7 +58,7 @@ def report(args, videos, preds) -> None:
 @cli_main()
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from slowfast.engine.classify import check_annotated_output, list_videos, parse_classes
+    from slowfast.engine.video_io import check_annotated_output, list_videos, parse_classes
     from slowfast.engine.common import check_top_k
     from slowfast.inference import VideoClassifier
 

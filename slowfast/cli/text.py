@@ -15,7 +15,7 @@ from typing import Optional
 from collections.abc import Callable, Iterator
 
 from slowfast.errors import UserError, cli_main
-from slowfast.text import prompts
+from slowfast.text import llm_instructions
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -76,8 +76,8 @@ def _add_llm_args(p: argparse.ArgumentParser, temperature: float) -> None:
                         "not given otherwise (default: .env in the current folder; see .env.example)")
     g.add_argument("--temperature", type=float, default=None,
                    help=f"sampling temperature (default {temperature}, as in the original work)")
-    g.add_argument("--max-tokens", type=_positive_int, default=prompts.MAX_TOKENS,
-                   help=f"completion token limit per request (default {prompts.MAX_TOKENS})")
+    g.add_argument("--max-tokens", type=_positive_int, default=llm_instructions.MAX_TOKENS,
+                   help=f"completion token limit per request (default {llm_instructions.MAX_TOKENS})")
     g.add_argument("--timeout", type=float, default=120.0, help="seconds per HTTP request (default 120)")
     g.add_argument("--max-retries", type=_non_negative_int, default=8,
                    help="retries per request on HTTP 429/408/409/5xx, timeouts and connection errors (default 8)")
@@ -107,7 +107,7 @@ def askg_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--classes", required=True, help="class-index JSON {\"0\": \"class name\", ...}")
     p.add_argument("--output", required=True, help="ASKG YAML to write (e.g. label_db/classes_ASKG_k400.yml)")
-    _add_llm_args(p, prompts.ASKG_TEMPERATURE)
+    _add_llm_args(p, llm_instructions.ASKG_TEMPERATURE)
     return p
 
 
@@ -123,7 +123,7 @@ def xprompt_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", default=None,
                    help="optional class-index JSON: take the classes and their order from it (every class must "
                         "be in the ASKG) instead of the ASKG file's order")
-    _add_llm_args(p, prompts.XPROMPT_TEMPERATURE)
+    _add_llm_args(p, llm_instructions.XPROMPT_TEMPERATURE)
     return p
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import yaml
 
 from slowfast.errors import UserError
-from slowfast.text.prompts import ASKG_FIELDS, XPROMPT_FIELDS, XPROMPT_SOURCES
+from slowfast.text.llm_instructions import ASKG_FIELDS, XPROMPT_FIELDS, XPROMPT_SOURCES
 
 MIN_OBJECTS, MAX_OBJECTS = 5, 10
 # A triple that is a whole list item (after "- ", "[" or ","), not already quoted.

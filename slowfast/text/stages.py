@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import yaml
 
-from slowfast.text import prompts
+from slowfast.text import llm_instructions
 from slowfast.text.schema import SchemaError, load_yaml_file, parse_yaml_answer, validate_askg, validate_xprompt
 from slowfast.text.llm import LLMClient, LLMError, LLMFatalError, UsageCounter
 
@@ -104,15 +104,15 @@ class StageSpec:
 
 ASKG_STAGE = StageSpec(
     title="ASKG",
-    build_messages=lambda item: prompts.askg_messages(item.name),
+    build_messages=lambda item: llm_instructions.askg_messages(item.name),
     validate=lambda obj, item: validate_askg(obj, item.name),
-    default_temperature=prompts.ASKG_TEMPERATURE,
+    default_temperature=llm_instructions.ASKG_TEMPERATURE,
 )
 XPROMPT_STAGE = StageSpec(
     title="xprompt",
-    build_messages=lambda item: prompts.xprompt_messages(item.source),
+    build_messages=lambda item: llm_instructions.xprompt_messages(item.source),
     validate=lambda obj, item: validate_xprompt(obj, item.name, item.source),
-    default_temperature=prompts.XPROMPT_TEMPERATURE,
+    default_temperature=llm_instructions.XPROMPT_TEMPERATURE,
 )
 
 
@@ -163,7 +163,7 @@ def ask_one(
         except SchemaError as e:
             error = client.redact(str(e))  # it may quote the answer, and the answer may quote the key
             logger.warning("%s: answer %d rejected: %s", context, attempt + 1, error)
-            convo = prompts.reask_messages(messages, result.text, error)
+            convo = llm_instructions.reask_messages(messages, result.text, error)
     raise SchemaError(f"no valid answer after {max_reasks + 1} tries; last error: {error}")
 
 

@@ -1,6 +1,6 @@
-"""The input and output side of classifying your own videos: class lists, video lists, the predictions
-CSV and the annotated copy of a video. The scoring itself is `slowfast.inference.VideoClassifier`, which
-runs the test loop's path (same dataset, views, crops and weight loading as `tools/run_net.py` testing).
+"""Video input and output around classification: class lists, video lists, the predictions CSV and the
+annotated copy of a video. The scoring itself is `slowfast.inference.VideoClassifier`, which runs the test
+loop's path (same clip pipeline, views, crops and weight loading as `tools/run_net.py` testing).
 """
 
 from __future__ import annotations
