@@ -54,7 +54,7 @@ def frame_number(img):
     return 16 * high + low
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def every_frame(path):
     """(average rate, declared frame count, stream duration, [(raw timestamp, frame number)] of every frame)."""
     with av.open(path) as container:
