@@ -44,13 +44,20 @@ def _load(*files):
 
 
 def _reads_key(path: str, key: str) -> bool:
-    """Whether the module reads config key `key` as an attribute (`cfg.DATA.X`, or `d.X` with d a section)."""
+    """Whether the module reads config key `key`: as an attribute (`cfg.DATA.X`, or `d.X` with d a section), or
+    names it whole in code (a table of config keys the code reads through), not in a comment or docstring."""
     section, leaf = key.split(".")[-2:]
-    for node in ast.walk(ast.parse(open(os.path.join(ROOT, path), encoding="utf-8").read())):
+    tree = ast.parse(open(os.path.join(ROOT, path), encoding="utf-8").read())
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and n.body
+                  and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr == leaf:
             parent = node.value
             if not isinstance(parent, ast.Attribute) or parent.attr == section:
                 return True
+        if isinstance(node, ast.Constant) and node.value == key and id(node) not in docstrings:
+            return True
     return False
 
 
