@@ -2,12 +2,14 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import av
 import numpy as np
 import pytest
+import yaml
 
 from slowfast.datasets.synthetic import CLASSES, ZERO_SHOT_CLASSES, SyntheticSpec, make_synthetic_dataset
 from slowfast.cli import base_to_novel as b2n_tool
@@ -197,13 +199,14 @@ def synthetic_b2n(tmp_path_factory):
 def test_protocol_writes_base_novel_and_hm_per_seed_and_their_mean(synthetic_b2n):
     _, _, _, out = synthetic_b2n
     summary = json.loads((out / "b2n_synthetic.json").read_text())
-    assert list(summary["seeds"]) == ["seed1", "seed2"]
+    assert list(summary["seeds"]) == ["seed1", "seed2"] and summary["tested"] == "average of epochs 2..last"
     hms = []
     for name, r in summary["seeds"].items():
         base = json.loads((out / name / "base" / "test_metrics.json").read_text())
         novel = json.loads((out / name / "novel" / "test_metrics.json").read_text())
         assert (base["num_videos"], novel["num_videos"]) == (6, 5)
-        assert base["checkpoint"] == novel["checkpoint"] == str(out / name / "checkpoints" / "checkpoint_epoch_00001.pyth")
+        # The seed's epochs 2..last averaged, which with one epoch is epoch 1 alone.
+        assert base["checkpoint"] == novel["checkpoint"] == str(out / name / "wa_checkpoints" / "swa_1_1.pth")
         b, n = base["top1_acc"], novel["top1_acc"]
         assert (r["base"], r["novel"]) == (b, n) and b != n
         hand = 0.0 if b + n == 0 else 2 * b * n / (b + n)
@@ -243,6 +246,28 @@ def test_test_only_evaluates_the_given_checkpoint_on_base_and_novel(synthetic_b2
     assert (summary["seeds"]["checkpoint"]["base"], summary["seeds"]["checkpoint"]["novel"]) == (
         trained["base"], trained["novel"])
     assert not (tmp_path / "seed1").exists()
+
+
+@pytest.mark.slow
+def test_last_epoch_and_class_descriptions_on_request(synthetic_b2n, tmp_path):
+    root, splits, cfg, out = synthetic_b2n
+    run = tmp_path / "run"
+    shutil.copytree(out / "seed1", run / "seed1")  # the trained seed: nothing trains again
+    texts = {str(i): f"{name}: a video where someone does {name}" for i, name in enumerate(CLASSES)}
+    shuffled = {str(i): texts[k] for i, k in enumerate(reversed(list(texts)))}
+    (tmp_path / "train_rephrased.json").write_text(json.dumps(shuffled))
+    assert b2n_tool.main(["--dataset", "synthetic", "--splits", str(splits), "--video-root", str(root),
+                          "--seeds", "1", "--cfg", str(cfg), "--output-dir", str(run), "--test-checkpoint", "last",
+                          "--base-class-text", str(tmp_path / "train_rephrased.json")]) == 0
+    summary = json.loads((run / "b2n_synthetic.json").read_text())
+    assert summary["tested"] == "last epoch"
+    base = json.loads((run / "seed1" / "base" / "test_metrics.json").read_text())
+    assert base["checkpoint"] == str(run / "seed1" / "checkpoints" / "checkpoint_epoch_00001.pyth")
+    tested = {side: yaml.safe_load((run / "seed1" / side / "config.yaml").read_text())["DATA"]["INDEX_LABEL_MAPPING_FILE"]
+              for side in ("base", "novel")}
+    assert tested == {"base": str(run / "lists" / "base_class_text.json"),
+                      "novel": str(run / "lists" / "novel_index2cls.json")}
+    assert json.loads((run / "lists" / "base_class_text.json").read_text()) == texts  # in class order
 
 
 # The scripts under script/base_to_novel/ are checked with bash -n and shellcheck by tests/test_recipes.py.

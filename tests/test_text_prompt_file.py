@@ -85,7 +85,7 @@ def test_original_prompt_file_with_spelling_mismatches_and_empty_lists_builds_on
         ("Apply Eye Makeup", "apply eye makeup"), ("Handstand Pushups", "hand stand pushups"), ("Yoyo", "yo yo")]
     assert meta["prompt_matching"]["empty"] == {"fall floor": ["xprompt_aa"], "smile": ["xprompt_aa"]}
     out = capsys.readouterr().out
-    assert "2 classes matched by name, 3 ignoring case and spacing, 0 by order; 2 with an empty clause list" in out
+    assert "2 classes matched by name, 3 ignoring case and spacing, 0 by another name, 0 by order; 2 with an empty clause list" in out
 
 
 def test_empty_clause_lists_give_one_warning_naming_every_such_class(files, caplog):
@@ -113,31 +113,31 @@ def test_empty_list_warning_only_names_the_fields_the_mode_reads(files, caplog):
 
 
 def test_names_that_do_not_match_are_an_error_that_suggests_matching_by_order(files, tiny_clip_file, capsys):
-    paths = files("x.yml", ORIGINAL_FILE.replace("fall floor:", "falling to the floor:"))
+    paths = files("x.yml", ORIGINAL_FILE.replace("fall floor:", "falling down:"))
     assert build(paths, tiny_clip_file) == 2
     err = capsys.readouterr().err
     assert "no entry for 1 of 5 classes, e.g. ['fall floor']" in err
-    assert "'falling to the floor'" in err and "--match-by-order" in err
+    assert "'falling down'" in err and "--match-by-order" in err
     assert not paths["out"].exists()
 
 
 def test_match_by_order_pairs_the_unmatched_classes_with_the_unmatched_entries_and_lists_each_pair(
     files, tiny_clip_file, caplog
 ):
-    text = ORIGINAL_FILE.replace("fall floor:", "falling to the floor:").replace("smile:", "smiling:")
+    text = ORIGINAL_FILE.replace("fall floor:", "falling down:").replace("smile:", "smiling:")
     paths = files("x.yml", text)
     with caplog.at_level(logging.WARNING, logger="slowfast.text"):
         assert build(paths, tiny_clip_file, "--match-by-order") == 0
     _, meta = load_text_features(str(paths["out"]))
     assert [tuple(p) for p in meta["prompt_matching"]["by_order"]] == [
-        ("fall floor", "falling to the floor"), ("smile", "smiling")]
+        ("fall floor", "falling down"), ("smile", "smiling")]
     assert "a photo of fall floor, where the body hits the floor." in meta["prompts"][3]
     warning = next(r.getMessage() for r in caplog.records if "by order" in r.getMessage())
-    assert "'fall floor' <- 'falling to the floor'" in warning and "'smile' <- 'smiling'" in warning
+    assert "'fall floor' <- 'falling down'" in warning and "'smile' <- 'smiling'" in warning
 
 
 def test_match_by_order_refuses_unequal_numbers_of_unmatched_classes_and_entries(files):
-    text = ORIGINAL_FILE.replace("fall floor:", "falling to the floor:")
+    text = ORIGINAL_FILE.replace("fall floor:", "falling down:")
     paths = files("x.yml", text, classes=CLASSES + ["wave"])
     with pytest.raises(SchemaError, match="needs as many unmatched entries as unmatched classes, got 1 entries"):
         match_xprompts(paths["xprompt"], CLASSES + ["wave"], "xmix", by_order=True)

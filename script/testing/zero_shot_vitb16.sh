@@ -8,6 +8,8 @@
 # `tools/prepare_dataset.py {ucf101,hmdb51,k600-zeroshot}`; *_VIDEOS are the video folders the CSVs point into.
 #   BENCHMARKS     which protocols to run (default "ucf101 hmdb51 k600"; k400 gives the closed-set number)
 #   *_TEXT_FEATS   optional text-feature files (utils/text_prompts.py) to test with DATA.TEXT_AUG
+#   PROTOCOL       test settings (default stdd: 3 views x 1 crop, the paper's protocol; original-b16 or
+#                  original-l14: those of the original code's test scripts, see docs/zero_shot.md)
 #   TEST_BATCH, WORKERS  optional (unset = the config's values); EXTRA_OPTS: more KEY VALUE overrides
 set -euo pipefail
 
@@ -19,6 +21,7 @@ CHECKPOINT="${CHECKPOINT:-$ROOT/output/STDD_ch32_ts1+2/vitb16_8x16/wa_checkpoint
 CLIP_WEIGHTS="${CLIP_WEIGHTS:-}"                         # empty: ViT-B-16.pt from ~/.cache/clip
 OUTPUT_DIR="${OUTPUT_DIR:-$ROOT/output/zero_shot/vitb16}"
 BENCHMARKS="${BENCHMARKS:-ucf101 hmdb51 k600}"
+PROTOCOL="${PROTOCOL:-stdd}"
 UCF_ROOT="${UCF_ROOT:-$ROOT/datasets/ucf101}"
 UCF_VIDEOS="${UCF_VIDEOS:-$ROOT/datasets/ucf101/videos}"
 UCF_TEXT_FEATS="${UCF_TEXT_FEATS:-}"
@@ -51,7 +54,7 @@ for benchmark in $BENCHMARKS; do
     --video-prefix "$videos" \
     --checkpoint "$CHECKPOINT" \
     --cfg "$CFG" \
-    --views 3 --crops 1 \
+    --protocol "$PROTOCOL" \
     --text-aug-file "$feats" \
     --output-dir "$OUTPUT_DIR/$benchmark" \
     --opts "${opts[@]}" "${EXTRA[@]}"

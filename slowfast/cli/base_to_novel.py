@@ -6,12 +6,14 @@
         --test-only --checkpoint output/.../swa_2_22.pth
     python tools/base_to_novel.py --dataset ssv2 --video-root datasets/ssv2/videos --check-only
 
-Datasets: k400 (seeds 1-3), hmdb51 (seed 1), ucf101 (seed 1), ssv2 (seeds 1-3; horizontal flips off), with
-the splits shipped in label_db/base_to_novel/; any other name with --splits DIR (same file layout).
+Datasets: k400 (seeds 1-3), hmdb51 (seed 1), ucf101 (seed 1), ssv2 (seeds 1-3; horizontal flips off unless a
+--cfg file sets DATA.RANDOM_FLIP, as the parity recipe does), with the splits shipped in label_db/base_to_novel/;
+any other name with --splits DIR (same file layout).
 Every listed video is looked up under --video-root first (Kinetics files may end in _<start>_<end>); the
 missing ones are listed in OUTPUT/missing_videos.txt and nothing runs unless --allow-missing.
-Each seed trains in OUTPUT/seed<N>/ and resumes there if interrupted (run the same command again); the
-table lands in OUTPUT/b2n_<dataset>.{json,md}. See docs/base_to_novel.md.
+Each seed trains in OUTPUT/seed<N>/ and resumes there if interrupted (run the same command again), then the
+average of its epochs 2..last is tested (--test-checkpoint last: the last epoch); the table lands in
+OUTPUT/b2n_<dataset>.{json,md}. See docs/base_to_novel.md.
 """
 
 import argparse
@@ -42,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-missing", action="store_true", help="run without the listed videos that are missing")
     p.add_argument("--match-youtube-id", action="store_true",
                    help="match files on the YouTube id (on by default for k400)")
+    p.add_argument("--test-checkpoint", choices=["average", "last"], default="average",
+                   help="weights each trained seed is tested with: average = the uniform average of its epochs 2..last "
+                        "(written to OUTPUT/seed<N>/wa_checkpoints/, as the original's scripts tested), last = its "
+                        "last checkpoint")
+    p.add_argument("--base-class-text", default="",
+                   help="class description JSON for the base test classifier, index -> text (FROSTER's "
+                        "train_rephrased.json, 'Name: In this video, ...'); default: the class names")
+    p.add_argument("--novel-class-text", default="",
+                   help="class description JSON for the novel test classifier (FROSTER's test_rephrased.json)")
     p.add_argument("--text-aug-file", default="",
                    help="text-feature file for DATA.TEXT_AUG; '{split}' is replaced by base or novel")
     p.add_argument("--output-dir", default="", help="where results go (default output/base_to_novel/<dataset>)")
@@ -51,12 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace, flips: bool):
-    from slowfast.config import load
+    from slowfast.config import assert_and_infer_cfg, get_cfg, merge_from_file, merge_from_list
 
-    opts = ["DATA.PATH_PREFIX", os.path.abspath(args.video_root), "DATA.PATH_LABEL_SEPARATOR", ","]
+    cfg = get_cfg()
     if not flips:
-        opts += ["DATA.RANDOM_FLIP", "False"]  # its classes name directions
-    return load(args.cfg_files or [DEFAULT_CFG], [*opts, *args.opts])  # the user's overrides win
+        # Its classes name directions. Set before the config files: one that sets DATA.RANDOM_FLIP itself
+        # (the parity recipe, as the original flipped every dataset) decides.
+        merge_from_list(cfg, ["DATA.RANDOM_FLIP", "False"])
+    for path in args.cfg_files or [DEFAULT_CFG]:
+        merge_from_file(cfg, path)
+    opts = ["DATA.PATH_PREFIX", os.path.abspath(args.video_root), "DATA.PATH_LABEL_SEPARATOR", ","]
+    merge_from_list(cfg, [*opts, *args.opts])  # the user's overrides win
+    return assert_and_infer_cfg(cfg)
 
 
 @cli_main("interrupted: the same command resumes each seed from its newest checkpoint")
@@ -74,9 +91,10 @@ def main(argv=None) -> int:
     output_dir = args.output_dir or os.path.join("output", "base_to_novel", args.dataset)
     splits = b2n.load_splits(args.dataset, args.splits or None)
     seeds = args.seeds or sorted(splits.train)
+    class_text = {"base": args.base_class_text, "novel": args.novel_class_text}
     if args.check_only:
         lists = b2n.prepare_lists(splits, args.video_root, output_dir, [] if args.test_only else seeds,
-                                  youtube_ids, args.allow_missing)
+                                  youtube_ids, args.allow_missing, class_text)
         print(f"all listed videos found under {args.video_root}" if not lists.missing else
               f"{lists.missing} listed videos missing: {os.path.join(output_dir, 'missing_videos.txt')}")
         print(f"lists: {os.path.join(output_dir, 'lists')}")
@@ -85,7 +103,7 @@ def main(argv=None) -> int:
     summary = b2n.run_base_to_novel(
         cfg, splits, args.video_root, output_dir, seeds, checkpoint=args.checkpoint if args.test_only else None,
         youtube_ids=youtube_ids, allow_missing=args.allow_missing, init_method=args.init_method,
-        text_aug_file=args.text_aug_file,
+        text_aug_file=args.text_aug_file, test_checkpoint=args.test_checkpoint, class_text=class_text,
     )
     print(f"\nBase-to-novel {args.dataset} ({summary['views']} views)")
     print(b2n.markdown_b2n(summary))

@@ -128,7 +128,7 @@ def xprompt_parser() -> argparse.ArgumentParser:
 
 
 def features_parser() -> argparse.ArgumentParser:
-    from slowfast.text.encode_prompts import MODES
+    from slowfast.text.encode_prompts import MODES, PROMPT_ORDERS
     from slowfast.text.templates import DATASETS
 
     p = argparse.ArgumentParser(
@@ -160,6 +160,10 @@ def features_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default="xmix",
                    help="clauses per prompt list: xmix = all three kinds (default), xoo / xao / xaa = one kind, "
                         "base = the bare class prompt only")
+    p.add_argument("--prompt-order", choices=PROMPT_ORDERS, default="first",
+                   help="order of a class's prompts, which decides the ones padding repeats: first = duplicates "
+                        "dropped keeping first occurrences, the same every run (default); set = the original's "
+                        "(xmix lists through a Python set: an order that changes with PYTHONHASHSEED)")
     p.add_argument("--batch-size", type=_positive_int, default=256, help="prompts per text-tower forward (default 256)")
     p.add_argument("--device", default="auto",
                    help="torch device for the text tower: auto (cuda if available), cpu, cuda:0, ...")
@@ -258,6 +262,7 @@ def features_main(argv: Optional[list[str]] = None) -> int:
                 args.xprompt, names, args.clip_weights, args.output, templates, mode=args.mode,
                 batch_size=args.batch_size, device=device, truncate=args.truncate,
                 templates_source=f"{os.path.basename(templates_file)} ({why})", match_by_order=args.match_by_order,
+                prompt_order=args.prompt_order,
             )
         except (UserError, CLIPWeightsError, OSError) as e:
             raise TextCommandError(str(e)) from None

@@ -135,8 +135,9 @@ def merge_dict(cfg: CfgNode, values: dict, source: str = "") -> CfgNode:
 
 
 def merge_from_file(cfg: CfgNode, path: str, _including: tuple[str, ...] = ()) -> CfgNode:
-    """Merge a YAML file; `_BASE_: other.yaml` (relative to the file) is merged first. A chain of
-    `_BASE_` files that comes back to a file it includes is refused, naming the chain."""
+    """Merge a YAML file; `_BASE_: other.yaml` (relative to the file), or a list of such files merged in
+    order, comes first. A chain of `_BASE_` files that comes back to a file it includes is refused, naming
+    the chain."""
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path}")
     real = os.path.realpath(path)
@@ -151,10 +152,11 @@ def merge_from_file(cfg: CfgNode, path: str, _including: tuple[str, ...] = ()) -
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: expected a mapping at the top level")
     base = data.pop("_BASE_", None)
-    if base:
-        if not isinstance(base, str):
-            raise ConfigError(f"config file {path}: _BASE_ must be a file name, got {base!r}")
-        merge_from_file(cfg, os.path.join(os.path.dirname(path), base), (*_including, real))
+    bases = [base] if isinstance(base, str) else base
+    if base and not (isinstance(bases, list) and all(isinstance(b, str) and b for b in bases)):
+        raise ConfigError(f"config file {path}: _BASE_ must be a file name or a list of file names, got {base!r}")
+    for name in bases or []:  # in order: later files win
+        merge_from_file(cfg, os.path.join(os.path.dirname(path), name), (*_including, real))
     return merge_dict(cfg, data, source=f" (in {path})")
 
 

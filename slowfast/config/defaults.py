@@ -132,7 +132,9 @@ _C.DATA.NUM_FRAMES = 8
 _C.DATA.SAMPLING_RATE = 8
 # Frame rate the sampling rate refers to; videos at other rates are sampled in time, not in frames.
 _C.DATA.TARGET_FPS = 30
-# Reproduce the original's pyav sampling (stride ~18 instead of 16, test views not reaching the end).
+# Reproduce the original's pyav sampling: on MP4/AVI stride ~18 instead of 16 and test views not reaching the
+# end, the window placed from the stream's timestamps as the original did; Matroska/WebM decoded whole and
+# offset-sampled (docs/differences.md).
 _C.DATA.ORIGINAL_SAMPLING = False
 # Video decoder; only "pyav" is supported.
 _C.DATA.DECODING_BACKEND = "pyav"

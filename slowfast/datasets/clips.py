@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from slowfast.datasets.decoder import read_clip
+from slowfast.datasets.decoder import read_clip, read_clip_as_original
 from slowfast.datasets.sampling import ClipSampler
 from slowfast.datasets.transforms import ClipTransform
 
@@ -41,6 +41,10 @@ def decode_clips(
         if video.ndim != 4 or video.shape[-1] != 3 or video.shape[0] == 0:
             raise ValueError(f"decoded frames must be [N, H, W, 3] with N >= 1, got {tuple(video.shape)}")
         frames = video[list(choose(int(video.shape[0]), float(fps or sampler.target_fps)))]
+    elif sampler.original:  # the original's arithmetic needs the stream's timestamps (and a whole-video decode)
+        frames, _ = read_clip_as_original(
+            video, lambda timing: sampler.video_indices(timing.num_frames, timing.fps, rng, timing), multi_thread,
+            strategy)
     else:
         frames, _ = read_clip(video, choose, multi_thread, strategy)
     t = sampler.num_frames

@@ -20,15 +20,20 @@ AVI and Matroska indices): nothing is decoded to learn them. Files without an in
 B-frames (whose decode order differs from display order), are read in one run. Both strategies return the
 same frames for the same indices.
 
+`read_clip_as_original(path, choose_indices)` is the path of the original code's sampling
+(`DATA.ORIGINAL_SAMPLING`): `choose_indices(timing)` gets the stream's timestamps facts (`StreamTiming`), and a
+stream without a duration (Matroska, WebM) is decoded whole, as the original did, so that its frame count is
+the number of frames decoded and the indices are positions in decoding order.
+
 Every failure (missing file, undecodable bytes, no video stream, no frames) is raised as
 `VideoDecodeError` carrying the path and a one-line reason, which the dataset reports.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -36,10 +41,11 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from slowfast.datasets.sampling import StreamTiming
 from slowfast.errors import UserError
 
 __all__ = ["VideoDecodeError", "VideoInfo", "STRATEGIES", "probe", "keyframe_before", "plan_runs", "decoding_runs",
-           "decode_indices", "read_clip"]
+           "decode_indices", "read_clip", "read_clip_as_original"]
 
 # "auto": runs planned from the keyframe index; "forward": always one run (the whole window); "seek": one
 # run per wanted frame, whatever the keyframe spacing (for measurements and tests).
@@ -245,13 +251,9 @@ def _decode_runs(container, stream, timeline: _Timeline, runs: list[list[int]], 
     return picked
 
 
-def read_clip(
-    path: str,
-    choose_indices: Callable[[int, float], Sequence[int]],
-    multi_thread: bool = True,
-    strategy: str = "auto",
-) -> tuple[np.ndarray, VideoInfo]:
-    """Open `path`, pick the indices from its metadata and decode them; raises VideoDecodeError."""
+@contextmanager
+def _open_video(path: str):
+    """(container, its first video stream), closed afterwards; every failure is a VideoDecodeError."""
     try:
         container = av.open(path)
     except Exception as e:  # FileNotFoundError, InvalidDataError, PermissionError, ...
@@ -259,7 +261,23 @@ def read_clip(
     try:
         if not container.streams.video:
             raise VideoDecodeError(path, "no video stream")
-        stream = container.streams.video[0]
+        yield container, container.streams.video[0]
+    except VideoDecodeError:
+        raise
+    except Exception as e:
+        raise VideoDecodeError(path, _reason(e)) from None
+    finally:
+        container.close()
+
+
+def read_clip(
+    path: str,
+    choose_indices: Callable[[int, float], Sequence[int]],
+    multi_thread: bool = True,
+    strategy: str = "auto",
+) -> tuple[np.ndarray, VideoInfo]:
+    """Open `path`, pick the indices from its metadata and decode them; raises VideoDecodeError."""
+    with _open_video(path) as (container, stream):
         info = probe(container, stream)
         if info is None:
             if multi_thread:
@@ -269,14 +287,59 @@ def read_clip(
                 raise VideoDecodeError(path, "the video has no frames")
             info = VideoInfo(n, _stream_fps(stream), stream.codec_context.width, stream.codec_context.height)
         indices = list(choose_indices(info.num_frames, info.fps))
-        frames = decode_indices(container, stream, indices, info.fps, strategy, multi_thread)
-        return frames, info
-    except VideoDecodeError:
-        raise
-    except Exception as e:
-        raise VideoDecodeError(path, _reason(e)) from None
-    finally:
-        container.close()
+        return decode_indices(container, stream, indices, info.fps, strategy, multi_thread), info
+
+
+def _stream_rate(stream) -> Fraction:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate is not None and rate > 0:
+            return Fraction(rate)
+    raise ValueError("the video stream has no frame rate")
+
+
+def _whole_video(container, stream) -> list:
+    """Every frame in timestamp order, as the original's whole-video decode kept them: frames before
+    timestamp 0 dropped, one frame per timestamp (the later one)."""
+    by_pts: dict[int, object] = {}
+    untimed = []
+    for frame in container.decode(stream):
+        if frame.pts is None:
+            untimed.append(frame)
+        elif frame.pts >= 0:
+            by_pts[frame.pts] = frame
+    return [by_pts[p] for p in sorted(by_pts)] if by_pts else untimed
+
+
+def read_clip_as_original(
+    path: str,
+    choose_indices: Callable[[StreamTiming], Sequence[int]],
+    multi_thread: bool = True,
+    strategy: str = "auto",
+) -> tuple[np.ndarray, VideoInfo]:
+    """`read_clip` for the original code's sampling (`DATA.ORIGINAL_SAMPLING`): `choose_indices` gets the
+    stream's `StreamTiming`. A stream without a duration (Matroska, WebM) is decoded whole, as the original
+    did, and the indices are positions in that decoded list (its length is the frame count `choose_indices`
+    sees); otherwise they are frame numbers, decoded as `read_clip` does."""
+    with _open_video(path) as (container, stream):
+        rate = _stream_rate(stream)
+        size = stream.codec_context.width, stream.codec_context.height
+        if stream.duration is None:
+            if multi_thread:
+                stream.thread_type = "AUTO"
+            frames = _whole_video(container, stream)
+            if not frames:
+                raise VideoDecodeError(path, "the video has no frames")
+            timing = StreamTiming(len(frames), rate)
+            rgb = VideoReformatter()
+            picked = [rgb.reformat(frames[i], format="rgb24").to_ndarray() for i in choose_indices(timing)]
+            return np.stack(picked), VideoInfo(len(frames), float(rate), *size)
+        info = probe(container, stream)
+        if info is None:
+            raise VideoDecodeError(path, "the stream declares no frame count")
+        timing = StreamTiming(info.num_frames, rate, int(stream.duration), stream.time_base or Fraction(1, 1),
+                              stream.start_time or 0)
+        indices = list(choose_indices(timing))
+        return decode_indices(container, stream, indices, info.fps, strategy, multi_thread), info
 
 
 def _reason(e: BaseException) -> str:

@@ -3,7 +3,10 @@
 The splits ship in `label_db/base_to_novel/<folder>/` (see its README): `base_classes.txt`,
 `novel_classes.txt`, `train_seed{N}.csv`, `test_base.csv`, `test_novel.csv`. For each seed the model is
 trained on that seed's 16-shot list with the base classes as the classifier, then tested on the base test
-videos (base classifier) and the novel test videos (novel classifier). Reported per seed: base top-1 B,
+videos (base classifier) and the novel test videos (novel classifier). The weights tested are the average of
+the seed's epochs 2..last (`averaged_checkpoint`, what the original's test scripts tested) or, on request, its
+last checkpoint; a test classifier reads the class names, or a class description file per side (FROSTER's
+rephrased descriptions, `read_class_descriptions`) in their place. Reported per seed: base top-1 B,
 novel top-1 N and their harmonic mean HM = 2·B·N / (B + N); over seeds: mean ± std (population) of each,
 and also the HM of the mean B and mean N, which is what the published tables print. See
 `docs/base_to_novel.md`.
@@ -15,6 +18,7 @@ name Kinetics clips `<youtube id>_<start>_<end>.mp4`, or keep UCF101 without cla
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -23,21 +27,27 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import yaml
+
 from slowfast.datasets.video_list import VideoEntry, read_video_csv
 from slowfast.engine.zero_shot import ProtocolError, Split, split_cfg
 from slowfast.paths import LABEL_DB
 from slowfast.utils.atomic import atomic_write_text
-from slowfast.utils.class_index import write_class_names
+from slowfast.utils.class_index import read_class_names, write_class_names
 
 __all__ = [
     "B2NDataset", "B2N_DATASETS", "B2NSplits", "VideoCheck", "MissingVideosError", "ProtocolLists",
     "splits_root", "read_class_list", "load_splits", "video_key", "check_videos", "write_missing_report",
+    "TEST_CHECKPOINTS", "read_class_descriptions", "write_class_texts", "averaged_checkpoint",
     "write_protocol_lists", "prepare_lists", "train_cfg", "test_cfg", "harmonic_mean", "seed_result", "summarize_b2n",
     "markdown_b2n", "write_b2n_results", "evaluate_base_novel", "run_base_to_novel",
 ]
 
 logger = logging.getLogger(__name__)
 
+# Which weights a trained seed is tested with: the average of its epochs 2..last (the original's scripts) or
+# its last checkpoint.
+TEST_CHECKPOINTS = ("average", "last")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 # A Kinetics clip's file stem: the 11-character YouTube id, optionally followed by _<start>_<end>.
 _YOUTUBE_STEM = re.compile(r"^(?P<id>[A-Za-z0-9_-]{11})(?:_\d+_\d+)?$")
@@ -218,6 +228,12 @@ class ProtocolLists:
     base: Split
     novel: Split
     missing: int = 0  # listed videos not found (left out)
+    # side ("base", "novel") -> class-index file of the descriptions its test classifier reads (default: names)
+    class_text: dict[str, str] = field(default_factory=dict)
+
+    def test_split(self, side: Split) -> Split:
+        """`side` as tested: with its class descriptions as the classifier's text when there are any."""
+        return dataclasses.replace(side, index_file=self.class_text.get(side.name, side.index_file))
 
 
 def _write_list(path: str, entries: list[VideoEntry], found: dict[str, str]) -> int:
@@ -226,6 +242,53 @@ def _write_list(path: str, entries: list[VideoEntry], found: dict[str, str]) -> 
         raise ProtocolError(f"none of the videos of {path} were found; nothing to run")
     atomic_write_text(path, "".join(rows))
     return len(rows)
+
+
+def _description_name(text: str) -> str | None:
+    """The class name a description starts with ("Pour: A person is pouring ..."), or None without one."""
+    head, colon, _ = text.partition(":")
+    return head if colon and head.strip() else None
+
+
+def read_class_descriptions(path: str, classes: Sequence[str]) -> list[str]:
+    """The texts of `classes` from a class description file (`{"0": "Name: description", ...}`, index -> text,
+    as FROSTER's `train_rephrased.json` / `test_rephrased.json`), in class order.
+
+    Entry k is class k, as the original read it. When every entry starts with a class name ("Pour: ..."),
+    the names are checked against the class list ignoring case, spaces and underscores: entries that name
+    every class once but in another order are put in class order; a name that is not a class is an error
+    naming it. Entries without a name part are taken by index."""
+    from slowfast.text.prompt_file import loose_key
+
+    texts = read_class_names(path)
+    if len(texts) != len(classes):
+        raise ProtocolError(f"{path} describes {len(texts)} classes but the list has {len(classes)}")
+    names = [_description_name(t) for t in texts]
+    if any(n is None for n in names):
+        logger.info("%s: entries without a 'Name:' part, taken by index", path)
+        return texts
+    by_name = {loose_key(n): t for n, t in zip(names, texts)}
+    unknown = [n for n in names if loose_key(n) not in {loose_key(c) for c in classes}]
+    if unknown or len(by_name) != len(classes):
+        raise ProtocolError(f"{path}: descriptions of {unknown[:5] or 'a class named twice'} do not match the class "
+                            f"list {list(classes)[:5]}...")
+    ordered = [by_name[loose_key(c)] for c in classes]
+    if ordered != texts:
+        logger.warning("%s: descriptions put in the class list's order (matched on their names)", path)
+    return ordered
+
+
+def write_class_texts(class_text: dict[str, str], splits: B2NSplits, out_dir: str) -> dict[str, str]:
+    """side -> the class-index file of that side's descriptions, written in `out_dir`, checked against the class
+    list (`read_class_descriptions`). `class_text` maps side ("base", "novel") -> description file."""
+    out = {}
+    for side, path in class_text.items():
+        if not path:
+            continue
+        classes = splits.base_classes if side == "base" else splits.novel_classes
+        out[side] = os.path.join(out_dir, f"{side}_class_text.json")
+        write_class_names(out[side], read_class_descriptions(path, classes))
+    return out
 
 
 def write_protocol_lists(splits: B2NSplits, check: VideoCheck, out_dir: str, seeds: Sequence[int]
@@ -332,14 +395,19 @@ def write_b2n_results(summary: dict, output_dir: str) -> tuple[str, str]:
 
 
 # ---- running ------------------------------------------------------------------------------------------
-def _cached_metrics(output_dir: str, checkpoint: str) -> dict | None:
-    """The metrics of an earlier test of the same checkpoint file in `output_dir`, if newer than the file."""
-    path = os.path.join(output_dir, "test_metrics.json")
+def _cached_metrics(output_dir: str, checkpoint: str, index_file: str) -> dict | None:
+    """The metrics of an earlier test of the same checkpoint file with the same class text (`index_file`) in
+    `output_dir`, if newer than the checkpoint."""
+    path, run_cfg = os.path.join(output_dir, "test_metrics.json"), os.path.join(output_dir, "config.yaml")
     if not checkpoint or not os.path.isfile(path) or os.path.getmtime(path) < os.path.getmtime(checkpoint):
         return None
+    if not os.path.isfile(run_cfg):
+        return None
+    with open(run_cfg, encoding="utf-8") as f:
+        tested = ((yaml.safe_load(f) or {}).get("DATA") or {}).get("INDEX_LABEL_MAPPING_FILE")
     with open(path, encoding="utf-8") as f:
         metrics = json.load(f)
-    return metrics if metrics.get("checkpoint") == checkpoint else None
+    return metrics if metrics.get("checkpoint") == checkpoint and tested == index_file else None
 
 
 def evaluate_base_novel(cfg, lists: ProtocolLists, checkpoint: str, output_dir: str,
@@ -350,9 +418,9 @@ def evaluate_base_novel(cfg, lists: ProtocolLists, checkpoint: str, output_dir: 
     from slowfast.utils.distributed import launch_job
 
     metrics = {}
-    for split in (lists.base, lists.novel):
+    for split in (lists.test_split(lists.base), lists.test_split(lists.novel)):
         c = test_cfg(cfg, split, checkpoint, output_dir, text_aug_file)
-        cached = _cached_metrics(c.OUTPUT_DIR, checkpoint)
+        cached = _cached_metrics(c.OUTPUT_DIR, checkpoint, split.index_file)
         if cached is None:
             launch_job(c, init_method, test)
             with open(os.path.join(c.OUTPUT_DIR, "test_metrics.json"), encoding="utf-8") as f:
@@ -360,6 +428,24 @@ def evaluate_base_novel(cfg, lists: ProtocolLists, checkpoint: str, output_dir: 
         metrics[split.name] = cached
         logger.info("%s: top-1 %.2f %% on %d videos", split.name, cached["top1_acc"], cached["num_videos"])
     return seed_result(metrics["base"], metrics["novel"])
+
+
+def averaged_checkpoint(output_dir: str) -> str:
+    """The uniform average of a run's epoch checkpoints 2..last (epoch 1 alone when it is the only one), as
+    the original's base-to-novel test scripts tested (`swa_2_<last>`); written to
+    `output_dir/wa_checkpoints/` and reused while it is newer than every checkpoint averaged."""
+    from slowfast.averaging import find_checkpoints, plan_averaging, run_averaging
+    from slowfast.utils.checkpoint import checkpoint_dir
+
+    source = checkpoint_dir(output_dir)
+    found = find_checkpoints(source)[0] if os.path.isdir(source) else []
+    if not found:
+        raise ProtocolError(f"no checkpoint to average in {source}")
+    plan = plan_averaging(source, ["swa"], start=min(2, found[-1].id))
+    path = os.path.join(output_dir, "wa_checkpoints", plan.output_name("swa"))
+    if os.path.isfile(path) and all(os.path.getmtime(path) >= os.path.getmtime(c.path) for c in plan.checkpoints):
+        return path
+    return run_averaging(plan, os.path.dirname(path))[0]
 
 
 def _train_seed(cfg, lists: ProtocolLists, seed: int, output_dir: str, init_method: str, text_aug_file: str) -> str:
@@ -376,8 +462,11 @@ def _train_seed(cfg, lists: ProtocolLists, seed: int, output_dir: str, init_meth
 
 
 def prepare_lists(splits: B2NSplits, video_root: str, output_dir: str, seeds: Sequence[int],
-                  youtube_ids: bool, allow_missing: bool = False) -> ProtocolLists:
-    """Check the videos of `seeds`' runs (one report of the missing ones) and write the lists in `output_dir/lists`."""
+                  youtube_ids: bool, allow_missing: bool = False, class_text: dict[str, str] | None = None
+                  ) -> ProtocolLists:
+    """Check the videos of `seeds`' runs (one report of the missing ones) and write the lists in
+    `output_dir/lists`, with the class descriptions of `class_text` (side -> file) for the test classifiers."""
+    texts = write_class_texts(class_text or {}, splits, os.path.join(output_dir, "lists"))
     unknown = [s for s in seeds if s not in splits.train]
     if unknown:
         raise ProtocolError(f"{splits.name}: no training list for seed(s) {unknown} in {splits.folder} "
@@ -391,23 +480,29 @@ def prepare_lists(splits: B2NSplits, video_root: str, output_dir: str, seeds: Se
         logger.warning("%s; running without them", message)
     elif os.path.isfile(report):
         os.remove(report)  # a report from an earlier run whose videos are all there now
-    return write_protocol_lists(splits, check, os.path.join(output_dir, "lists"), seeds)
+    lists = write_protocol_lists(splits, check, os.path.join(output_dir, "lists"), seeds)
+    return dataclasses.replace(lists, class_text=texts)
 
 
 def run_base_to_novel(cfg, splits: B2NSplits, video_root: str, output_dir: str, seeds: Sequence[int] | None = None,
                       *, checkpoint: str | None = None, youtube_ids: bool = False, allow_missing: bool = False,
-                      init_method: str = "tcp://localhost:9999", text_aug_file: str = "") -> dict:
+                      init_method: str = "tcp://localhost:9999", text_aug_file: str = "",
+                      test_checkpoint: str = "average", class_text: dict[str, str] | None = None) -> dict:
     """The whole protocol; writes `output_dir/b2n_<name>.{json,md}` and returns the summary.
 
     `cfg.DATA.PATH_PREFIX` must be `video_root`. With `checkpoint` (a file, or "" for the initial weights)
     nothing trains: that model is tested on base and novel once. Otherwise each seed trains in
-    `output_dir/seed<N>` (resuming what an interrupted run left there) and is then tested."""
+    `output_dir/seed<N>` (resuming what an interrupted run left there) and is then tested: the average of its
+    epochs 2..last (`test_checkpoint` "average", as the original's scripts) or its last epoch ("last").
+    `class_text` (side -> class description file) replaces that side's class names in its test classifier."""
+    if test_checkpoint not in TEST_CHECKPOINTS:
+        raise ProtocolError(f"test_checkpoint must be one of {', '.join(TEST_CHECKPOINTS)}, got {test_checkpoint!r}")
     seeds = list(seeds if seeds is not None else sorted(splits.train))
     os.makedirs(output_dir, exist_ok=True)
     if cfg.DATA.RANDOM_FLIP and splits.name in B2N_DATASETS and not B2N_DATASETS[splits.name].random_flip:
         logger.warning("%s classes name directions but DATA.RANDOM_FLIP is True: flips change the label", splits.name)
     lists = prepare_lists(splits, video_root, output_dir, [] if checkpoint is not None else seeds, youtube_ids,
-                          allow_missing)
+                          allow_missing, class_text)
     per_seed: dict[str, dict] = {}
     if checkpoint is not None:
         per_seed["checkpoint"] = evaluate_base_novel(cfg, lists, checkpoint, os.path.join(output_dir, "test_only"),
@@ -415,11 +510,16 @@ def run_base_to_novel(cfg, splits: B2NSplits, video_root: str, output_dir: str, 
     for seed in seeds if checkpoint is None else []:
         seed_dir = os.path.join(output_dir, f"seed{seed}")
         ckpt = _train_seed(cfg, lists, seed, seed_dir, init_method, text_aug_file)
+        if test_checkpoint == "average":
+            ckpt = averaged_checkpoint(seed_dir)
         per_seed[f"seed{seed}"] = evaluate_base_novel(cfg, lists, ckpt, seed_dir, init_method, text_aug_file)
         r = per_seed[f"seed{seed}"]
         logger.info("seed %d: base %.2f, novel %.2f, HM %.2f", seed, r["base"], r["novel"], r["hm"])
     summary = summarize_b2n(splits.name, per_seed)
     summary["checkpoint"] = checkpoint or None
+    summary["tested"] = "given checkpoint" if checkpoint is not None else (
+        "average of epochs 2..last" if test_checkpoint == "average" else "last epoch")
+    summary["class_text"] = {side: path for side, path in (class_text or {}).items() if path}
     summary["views"] = f"{cfg.TEST.NUM_ENSEMBLE_VIEWS} temporal x {cfg.TEST.NUM_SPATIAL_CROPS} spatial"
     summary["missing_videos"] = lists.missing
     write_b2n_results(summary, output_dir)

@@ -2,9 +2,13 @@
 
 For each template τ and class c with clauses (oo, ao, aa): the bare prompt τ(c), then one prompt
 τ("c, clause") per clause. In `xmix` mode the lists are concatenated and deduplicated keeping the first
-occurrence (the original used a Python set, whose order changes from run to run). Each class's list is
-padded to the longest one, M, by cycling its own prompts, and the N = len(templates)·M prompts are laid
-out template-major: N index = template·M + slot. Features are CLIP text embeddings, not normalised
+occurrence (prompt order "first"). Each class's list is padded to the longest one, M, by cycling its own
+prompts, and the N = len(templates)·M prompts are laid out template-major: N index = template·M + slot.
+Padding repeats the first prompts of the list, so the order decides which prompts weigh more in the
+classifier's mean over prompts: with "first", the bare prompt and the first clauses. Prompt order "set" is
+the original's: `xmix` lists deduplicated through a Python set, whose order follows the strings' hashes
+(a different order in every process unless PYTHONHASHSEED is set), and single-kind lists kept as they are,
+duplicates included. Features are CLIP text embeddings, not normalised
 (the model normalises per prompt when it loads the file).
 """
 
@@ -25,6 +29,8 @@ if TYPE_CHECKING:  # torch is imported where it is used: stage 3's prompt table 
 logger = logging.getLogger(__name__)
 
 MODES = tuple(MODE_FIELDS)
+# "first": deduplicated keeping first occurrences (the same order every run); "set": the original's order.
+PROMPT_ORDERS = ("first", "set")
 
 
 def fill(template: str, text: str) -> str:
@@ -32,21 +38,28 @@ def fill(template: str, text: str) -> str:
     return template.replace("{}", text, 1)
 
 
-def class_prompts(template: str, class_name: str, entry: Optional[Mapping], mode: str) -> list[str]:
-    """The bare prompt, then one per clause of the mode's fields; duplicates dropped, first occurrence kept."""
+def class_prompts(template: str, class_name: str, entry: Optional[Mapping], mode: str, order: str = "first"
+                  ) -> list[str]:
+    """The bare prompt, then one per clause of the mode's fields; with `order` "first" duplicates are dropped,
+    first occurrence kept; with "set" as the original (see the module docstring)."""
     prompts = [fill(template, class_name)]
     for key in MODE_FIELDS[mode]:
         prompts += [fill(template, f"{class_name}, {clause}") for clause in (entry or {}).get(key) or []]
+    if order == "set":
+        return list(set(prompts)) if mode == "xmix" else prompts
     return list(dict.fromkeys(prompts))
 
 
 def build_prompt_table(
-    class_names: Sequence[str], xprompts: Mapping[str, Mapping], templates: Sequence[str], mode: str = "xmix"
+    class_names: Sequence[str], xprompts: Mapping[str, Mapping], templates: Sequence[str], mode: str = "xmix",
+    order: str = "first",
 ) -> tuple[list[list[str]], int]:
     """`(prompts, M)`: prompts[k] holds the N = len(templates)·M prompts of class k, template-major."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    per = [[class_prompts(t, c, xprompts.get(c), mode) for t in templates] for c in class_names]
+    if order not in PROMPT_ORDERS:
+        raise ValueError(f"unknown prompt order {order!r}; choose one of {', '.join(PROMPT_ORDERS)}")
+    per = [[class_prompts(t, c, xprompts.get(c), mode, order) for t in templates] for c in class_names]
     m = max(len(lst) for row in per for lst in row)
     table = []
     for row in per:
@@ -88,11 +101,12 @@ def build_text_features(
     mode: str = "xmix",
     batch_size: int = 256,
     truncate: bool = False,
+    order: str = "first",
 ) -> tuple[torch.Tensor, list[list[str]], int]:
     """`(features [K, N, E], prompts [K][N], M)`; each distinct prompt is encoded once."""
     import torch
 
-    table, m = build_prompt_table(class_names, xprompts, templates, mode)
+    table, m = build_prompt_table(class_names, xprompts, templates, mode, order)
     unique = list(dict.fromkeys(p for row in table for p in row))
     emb = encode_prompts(model.eval(), unique, batch_size=batch_size, truncate=truncate)
     where = {p: i for i, p in enumerate(unique)}
@@ -117,6 +131,7 @@ def make_feature_file(
     truncate: bool = False,
     templates_source: str = "",
     match_by_order: bool = False,
+    prompt_order: str = "first",
 ) -> dict:
     """Build and save the feature file; returns a small summary (shape, M, prompt counts, matching report).
 
@@ -128,7 +143,8 @@ def make_feature_file(
 
     xprompts, matching = match_xprompts(xprompt_path, class_names, mode, by_order=match_by_order)
     model = load_clip(clip_weights).to(device)
-    feats, table, m = build_text_features(model, class_names, xprompts, templates, mode, batch_size, truncate)
+    feats, table, m = build_text_features(model, class_names, xprompts, templates, mode, batch_size, truncate,
+                                          prompt_order)
     distinct = [len(set(row[:m])) for row in table]  # distinct prompts of the first template, per class
     save_text_features(
         output,
@@ -141,6 +157,7 @@ def make_feature_file(
         templates_source=templates_source,
         prompts=table,
         mode=mode,
+        prompt_order=prompt_order,
         prompts_per_template=m,
         prompt_matching=matching.as_metadata(),
     )

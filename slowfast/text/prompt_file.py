@@ -6,7 +6,9 @@ scripts (or by hand) are accepted too, with these rules, applied in order:
 1. a key equal to the class name;
 2. a key that differs from the class name only in case, spaces or underscores ("hand stand pushups"
    for "Handstand Pushups", "yo yo" for "Yoyo"), when exactly one key and one class share that form;
-3. only with `by_order` (the CLI's `--match-by-order`): the classes still unmatched, in class-index
+3. a key that is another name of the class in the shipped alias table `label_db/prompt_aliases.yml`
+   ("falling to the floor" for HMDB51's "fall floor"), compared as in rule 2;
+4. only with `by_order` (the CLI's `--match-by-order`): the classes still unmatched, in class-index
    order, paired with the entries still unmatched, in file order; the two counts must be equal.
 
 Any class left without an entry is an error naming it, never a silent shift of rows. Clause lists that
@@ -17,6 +19,7 @@ Every rule that fired is logged once and returned in a `MatchReport`, which the 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,6 +28,8 @@ from slowfast.text.schema import SchemaError, load_entries
 
 logger = logging.getLogger(__name__)
 
+# The shipped alias table (in label_db/): other names of classes in prompt files.
+ALIASES_FILE = "prompt_aliases.yml"
 # Clause fields each mode reads; `base` reads none.
 MODE_FIELDS = {"xmix": ("xprompt_oo", "xprompt_ao", "xprompt_aa"), "xoo": ("xprompt_oo",),
                "xao": ("xprompt_ao",), "xaa": ("xprompt_aa",), "base": ()}
@@ -36,13 +41,15 @@ class MatchReport:
 
     exact: int = 0
     loose: list[tuple[str, str]] = field(default_factory=list)  # (class, key) equal up to case and spacing
+    aliased: list[tuple[str, str]] = field(default_factory=list)  # (class, key) from the alias table
     by_order: list[tuple[str, str]] = field(default_factory=list)  # (class, key) paired by position
     empty: dict[str, list[str]] = field(default_factory=dict)  # class -> clause fields of the mode with no clause
     ignored: list[str] = field(default_factory=list)  # keys no class uses
 
     def summary(self) -> str:
         return (f"prompt file: {self.exact} classes matched by name, {len(self.loose)} ignoring case and spacing, "
-                f"{len(self.by_order)} by order; {len(self.empty)} with an empty clause list; "
+                f"{len(self.aliased)} by another name, {len(self.by_order)} by order; "
+                f"{len(self.empty)} with an empty clause list; "
                 f"{len(self.ignored)} entries not in the class list")
 
     def as_metadata(self) -> dict:
@@ -73,6 +80,35 @@ def _match_loose(unmatched: list[str], free_keys: list[str]) -> list[tuple[str, 
     return pairs
 
 
+def load_aliases(path: str | None = None) -> dict[str, list[str]]:
+    """Class name -> other names a prompt file may list it under (default: `label_db/prompt_aliases.yml`)."""
+    import yaml
+
+    from slowfast.paths import LABEL_DB
+
+    path = path or os.path.join(LABEL_DB, ALIASES_FILE)
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, list) and all(isinstance(n, str) for n in v)
+                                             for v in data.values()):
+        raise SchemaError(f"{path}: expected 'class name: [other name, ...]' lines")
+    return {str(k): list(v) for k, v in data.items()}
+
+
+def _match_aliases(unmatched: list[str], free_keys: list[str], aliases: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """(class, key) where the key is, up to case and spacing, the one free key naming one of the class's aliases."""
+    by_form: dict[str, list[str]] = {}
+    for key in free_keys:
+        by_form.setdefault(loose_key(key), []).append(key)
+    by_class = {loose_key(c): names for c, names in aliases.items()}
+    pairs = []
+    for name in unmatched:
+        keys = [k for alias in by_class.get(loose_key(name), []) for k in by_form.get(loose_key(alias), [])]
+        if len(keys) == 1:
+            pairs.append((name, keys[0]))
+    return pairs
+
+
 def _match_by_order(path: str, unmatched: list[str], free_keys: list[str]) -> list[tuple[str, str]]:
     if len(unmatched) != len(free_keys):
         raise SchemaError(
@@ -92,6 +128,9 @@ def _log(path: str, report: MatchReport) -> None:
     if report.loose:
         logger.warning("%s: %d classes matched to a key differing only in case or spacing: %s", path,
                        len(report.loose), "; ".join(f"{c!r} <- {k!r}" for c, k in report.loose))
+    if report.aliased:
+        logger.info("%s: %d classes matched under another name (%s): %s", path, len(report.aliased), ALIASES_FILE,
+                    "; ".join(f"{c!r} <- {k!r}" for c, k in report.aliased))
     if report.by_order:
         logger.warning("%s: %d classes matched by order (--match-by-order), check each pair: %s", path,
                        len(report.by_order), "; ".join(f"{c!r} <- {k!r}" for c, k in report.by_order))
@@ -120,6 +159,8 @@ def match_xprompts(
 
     report.loose = _match_loose([n for n in class_names if n not in chosen], free())
     chosen.update(report.loose)
+    report.aliased = _match_aliases([n for n in class_names if n not in chosen], free(), load_aliases())
+    chosen.update(report.aliased)
     unmatched = [n for n in class_names if n not in chosen]
     if unmatched and by_order:
         report.by_order = _match_by_order(path, unmatched, free())
