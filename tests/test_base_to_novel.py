@@ -13,7 +13,7 @@ import yaml
 
 from slowfast.datasets.synthetic import CLASSES, ZERO_SHOT_CLASSES, SyntheticSpec, make_synthetic_dataset
 from slowfast.cli import base_to_novel as b2n_tool
-from slowfast.engine import base_to_novel as b2n
+from slowfast.engine import base_to_novel_protocol as b2n
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

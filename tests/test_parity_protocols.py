@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from slowfast.cli import zero_shot as zs_tool
-from slowfast.engine import base_to_novel as b2n
-from slowfast.engine.zero_shot import PROTOCOLS, ProtocolError, protocol_opts
+from slowfast.engine import base_to_novel_protocol as b2n
+from slowfast.engine.zero_shot_protocol import PROTOCOLS, ProtocolError, protocol_opts
 from slowfast.text.encode_prompts import build_prompt_table, class_prompts
 from slowfast.text.prompt_file import match_xprompts
 from slowfast.utils.class_index import read_class_names

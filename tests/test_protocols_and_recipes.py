@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from slowfast.datasets.synthetic import SyntheticSpec, make_synthetic_dataset
-from slowfast.engine.zero_shot import ProtocolError, check_splits, summarize
+from slowfast.engine.zero_shot_protocol import ProtocolError, check_splits, summarize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = [

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from slowfast.config import all_keys, get_cfg, merge_from_file, merge_from_list
 from slowfast.datasets import class_lists, transforms
-from slowfast.engine.zero_shot import BENCHMARKS, ProtocolError, check_splits
+from slowfast.engine.zero_shot_protocol import BENCHMARKS, ProtocolError, check_splits
 from differences_page import parity_switches
 from paper_command import PAPER_OPTS
 

@@ -20,7 +20,7 @@ import yaml
 from slowfast.datasets.video_list import DatasetFileError, check_paths_exist, read_video_csv
 from slowfast.engine import test as run_test
 from slowfast.engine import train
-from slowfast.engine.zero_shot import run_protocol
+from slowfast.engine.zero_shot_protocol import run_protocol
 from slowfast.errors import UserError
 from slowfast.utils import checkpoint as cu
 from slowfast.utils.class_index import ClassIndexError, read_class_names

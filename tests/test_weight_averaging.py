@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from slowfast.benchmarks.averaging import peak_rss_of_averaging, write_synthetic_checkpoints
+from slowfast.benchmarks.averaging_memory import peak_rss_of_averaging, write_synthetic_checkpoints
 from slowfast.clip import CLIP, random_clip_state_dict
 from slowfast.averaging import (
     SchemeParams,

@@ -79,7 +79,7 @@ def _config(args: argparse.Namespace, flips: bool):
 @cli_main("interrupted: the same command resumes each seed from its newest checkpoint")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from slowfast.engine import base_to_novel as b2n
+    from slowfast.engine import base_to_novel_protocol as b2n
 
     if args.checkpoint and not args.test_only:
         raise UserError("--checkpoint is for --test-only (training runs resume from OUTPUT/seed<N>/)")

@@ -10,7 +10,7 @@ import sys
 SUBCOMMANDS = {
     "model": "slowfast.benchmarks.model",
     "data": "slowfast.benchmarks.data",
-    "averaging": "slowfast.benchmarks.averaging",
+    "averaging": "slowfast.benchmarks.averaging_memory",
 }
 
 

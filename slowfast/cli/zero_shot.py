@@ -54,7 +54,7 @@ def zero_shot_config(args: argparse.Namespace):
     """The test configuration: the --cfg files, then the protocol's settings for the benchmark, then --views /
     --crops, the paths and checkpoint, then --opts (the user's overrides win)."""
     from slowfast.config import load
-    from slowfast.engine.zero_shot import protocol_opts
+    from slowfast.engine.zero_shot_protocol import protocol_opts
 
     views = [(k, str(v)) for k, v in (("TEST.NUM_ENSEMBLE_VIEWS", args.views), ("TEST.NUM_SPATIAL_CROPS", args.crops))
              if v is not None]
@@ -73,7 +73,7 @@ def zero_shot_config(args: argparse.Namespace):
 @cli_main("interrupted")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from slowfast.engine.zero_shot import markdown_table, run_protocol
+    from slowfast.engine.zero_shot_protocol import markdown_table, run_protocol
 
     output_dir = args.output_dir or os.path.join("output", "zero_shot", args.benchmark)
     summary = run_protocol(zero_shot_config(args), args.benchmark, args.data_root, output_dir, args.init_method,

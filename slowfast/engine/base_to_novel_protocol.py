@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from slowfast.datasets.video_list import VideoEntry, read_video_csv
-from slowfast.engine.zero_shot import ProtocolError, Split, split_cfg
+from slowfast.engine.zero_shot_protocol import ProtocolError, Split, split_cfg
 from slowfast.paths import LABEL_DB
 from slowfast.utils.atomic import atomic_write_text
 from slowfast.utils.class_index import read_class_names, write_class_names
