@@ -21,6 +21,8 @@ setup(
         "matplotlib",
         "submitit",
     ],
+    # Only `stdd-web` (tools/web_demo.py) needs Gradio: pip install -e ".[web]" (requirements.txt has it too).
+    extras_require={"web": ["gradio"]},
     # The same commands as the scripts under tools/, utils/ and weight_average_tool.py, which keep working.
     entry_points={
         "console_scripts": [
@@ -29,6 +31,7 @@ setup(
             "stdd-zero-shot = slowfast.cli.zero_shot:main",
             "stdd-base-to-novel = slowfast.cli.base_to_novel:main",
             "stdd-demo = slowfast.cli.demo_net:main",
+            "stdd-web = slowfast.cli.web_demo:main",
             "stdd-average = slowfast.cli.average:main",
             "stdd-prepare = slowfast.cli.prepare_dataset:main",
             "stdd-benchmark = slowfast.cli.benchmark:main",

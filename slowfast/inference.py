@@ -9,12 +9,13 @@ The model is built and its weights loaded once. Videos go through the test loop'
 sampler and transform: temporal views x crops, normalisation, see `slowfast.datasets.load_clip`) and
 `evaluate`; a video's probabilities are the softmax of its mean logit over views, so they equal what
 `tools/run_net.py` testing computes. Nothing is written to disk. The text classifier is computed once per
-class list and cached.
+class list and cached (the 16 most recently used lists).
 """
 
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Optional, Union
 
@@ -25,6 +26,7 @@ from slowfast.engine.video_io import ClassifyError, Prediction
 
 __all__ = ["VideoClassifier", "Prediction", "demo_config"]
 _VIDEOS_PER_BATCH = 4
+_CACHED_CLASS_LISTS = 16  # text classifiers kept, the least recently used dropped: a web page sees many lists
 
 
 def demo_config(cfg_files: Union[str, Sequence[str]], checkpoint: Optional[str] = None,
@@ -58,7 +60,7 @@ class VideoClassifier:
 
         self.cfg, self.model = cfg, model
         self.sampler, self.transform = build_sampler(cfg, "test"), build_transform(cfg, "test")
-        self._classifiers: dict[tuple[str, ...], torch.Tensor] = {}
+        self._classifiers: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
 
     @classmethod
     def from_config(cls, config_path: Union[str, Sequence[str]], checkpoint: Optional[str] = None,
@@ -75,9 +77,13 @@ class VideoClassifier:
 
     def _use_classes(self, classes: Sequence[str]) -> None:
         key = tuple(classes)
-        if key not in self._classifiers:
+        if key in self._classifiers:
+            self._classifiers.move_to_end(key)
+        else:
             self.model.set_classifier(list(classes))
             self._classifiers[key] = self.model.classifier
+            if len(self._classifiers) > _CACHED_CLASS_LISTS:
+                self._classifiers.popitem(last=False)
         self.model.set_classifier_tensor(self._classifiers[key], list(classes))
 
     def classify(self, videos: Sequence[str], classes: Sequence[str], top_k: Optional[int] = None) -> list[Prediction]:

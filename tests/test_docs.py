@@ -76,7 +76,8 @@ def test_configuration_reference_is_current():
     assert page == config_reference.reference_document(), "run: python tools/config_reference.py --update"
 
 
-TOOLS = ["tools/run_net.py", "tools/submit.py", "tools/demo_net.py", "tools/zero_shot.py", "tools/make_synthetic_dataset.py",
+TOOLS = ["tools/run_net.py", "tools/submit.py", "tools/demo_net.py", "tools/web_demo.py", "tools/zero_shot.py",
+         "tools/make_synthetic_dataset.py",
          "tools/prepare_dataset.py", "tools/benchmark.py", "tools/config_reference.py", "tools/run_demo.py",
          "weight_average_tool.py", "utils/ASKG_text_prompt.py", "utils/extended_text_prompt.py", "utils/text_prompts.py"]
 

@@ -65,6 +65,19 @@ def test_predict_many_equals_predict_one_by_one_and_caches_the_classifier(synthe
     assert classifier._classifiers[tuple(CLASSES)] is cached
 
 
+def test_the_text_classifier_cache_keeps_the_most_recently_used_class_lists(classifier):
+    from slowfast.inference import _CACHED_CLASS_LISTS
+
+    first = ["class a", "class b"]
+    classifier._use_classes(first)
+    for i in range(_CACHED_CLASS_LISTS - 1):
+        classifier._use_classes([f"x {i}", f"y {i}"])
+        classifier._use_classes(first)  # used again: stays
+    classifier._use_classes(["new a", "new b"])  # one list too many: the least recently used goes
+    assert len(classifier._classifiers) == _CACHED_CLASS_LISTS
+    assert tuple(first) in classifier._classifiers and ("x 0", "y 0") not in classifier._classifiers
+
+
 _WRITES: list = []  # (event, path) of file-system writes while _RECORDING[0] is set
 _RECORDING = [False]
 

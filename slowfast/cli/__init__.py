@@ -7,6 +7,7 @@
 | `stdd-zero-shot` | `zero_shot` | `tools/zero_shot.py` |
 | `stdd-base-to-novel` | `base_to_novel` | `tools/base_to_novel.py` |
 | `stdd-demo` | `demo_net` | `tools/demo_net.py` |
+| `stdd-web` | `web_demo` | `tools/web_demo.py` |
 | `stdd-average` | `average` | `weight_average_tool.py` |
 | `stdd-prepare` | `prepare_dataset` | `tools/prepare_dataset.py` |
 | `stdd-benchmark` | `benchmark` | `tools/benchmark.py` |

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def report(args, videos, preds) -> None:
     """Print the top-k per video, then write the CSV and the annotated video when asked."""
-    from slowfast.engine.video_io import write_annotated_video, write_predictions_csv
+    from slowfast.engine.video_io import prediction_lines, write_annotated_video, write_predictions_csv
 
     for p in preds:
         print(f"\n{p.path}")
@@ -51,7 +51,7 @@ def report(args, videos, preds) -> None:
         write_predictions_csv(preds, csv_path)
         print(f"\npredictions: {csv_path}")
     if args.output and preds and preds[0].ok:
-        write_annotated_video(videos[0], args.output, [f"{n}: {q:.1%}" for n, q in preds[0].topk[:3]])
+        write_annotated_video(videos[0], args.output, prediction_lines(preds[0].topk))
         print(f"annotated video: {args.output}")
 
 

@@ -45,12 +45,29 @@ def parse_classes(classes: Optional[str] = None, classes_file: Optional[str] = N
             names = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
     elif classes:
         names = [c.strip() for c in classes.split(",") if c.strip()]
+    return check_class_names(names, how=' (--classes "a,b,c" or --classes-file FILE)')
+
+
+def split_class_text(text: str) -> list[str]:
+    """Class names typed in a box, separated by commas or line breaks (either or both); blank entries dropped."""
+    return [name.strip() for line in (text or "").splitlines() for name in line.split(",") if name.strip()]
+
+
+def check_class_names(names: Sequence[str], how: str = "") -> list[str]:
+    """`names` when they can make a classifier: at least two, all distinct; ClassifyError naming the problem
+    otherwise (`how` says where the names come from)."""
+    names = list(names)
     if len(names) < 2:
-        raise ClassifyError("give at least two class names (--classes \"a,b,c\" or --classes-file FILE)")
+        raise ClassifyError(f"give at least two class names{how}" + (f"; got only {names[0]!r}" if names else ""))
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ClassifyError(f"class names must be distinct; repeated: {', '.join(dupes)}")
     return names
+
+
+def prediction_lines(topk: Sequence[tuple[str, float]], n: int = 3) -> list[str]:
+    """The lines drawn on an annotated video: the `n` best classes as "name: 12.3%"."""
+    return [f"{name}: {prob:.1%}" for name, prob in topk[:n]]
 
 
 def list_videos(path: str) -> list[str]:
@@ -90,7 +107,13 @@ def _frames(src: str) -> tuple[Iterator[Image.Image], float]:
     return decode(), fps
 
 
+_MIN_DRAWN_WIDTH = 256  # narrower frames are enlarged first (whole multiples, nearest neighbour) so that the text fits
+
+
 def _draw_lines(img: Image.Image, lines: Sequence[str]) -> Image.Image:
+    factor = -(-_MIN_DRAWN_WIDTH // img.width)
+    if factor > 1:
+        img = img.resize((img.width * factor, img.height * factor), Image.NEAREST)
     draw = ImageDraw.Draw(img)
     draw.rectangle([0, 0, img.width, 12 * len(lines) + 6], fill=(0, 0, 0))
     for i, line in enumerate(lines):
@@ -132,8 +155,8 @@ def check_annotated_output(dst: str, inputs: Sequence[str]) -> None:
 
 
 def write_annotated_video(src: str, dst: str, lines: Sequence[str]) -> None:
-    """A copy of the whole of `src` with `lines` drawn in its top-left corner: an .mp4 (H.264) or a .gif by
-    `dst`'s extension; written atomically."""
+    """A copy of the whole of `src` with `lines` drawn in its top-left corner (frames narrower than 256 px
+    enlarged so that the text fits): an .mp4 (H.264) or a .gif by `dst`'s extension; written atomically."""
     frames, fps = _frames(src)
     drawn = (_draw_lines(img, lines) for img in frames)
     with atomic_path(dst) as tmp:
