@@ -267,8 +267,9 @@ def read_class_descriptions(path: str, classes: Sequence[str]) -> list[str]:
     if any(n is None for n in names):
         logger.info("%s: entries without a 'Name:' part, taken by index", path)
         return texts
-    by_name = {loose_key(n): t for n, t in zip(names, texts)}
-    unknown = [n for n in names if loose_key(n) not in {loose_key(c) for c in classes}]
+    named = [n for n in names if n is not None]  # all of them, checked above
+    by_name = {loose_key(n): t for n, t in zip(named, texts)}
+    unknown = [n for n in named if loose_key(n) not in {loose_key(c) for c in classes}]
     if unknown or len(by_name) != len(classes):
         raise ProtocolError(f"{path}: descriptions of {unknown[:5] or 'a class named twice'} do not match the class "
                             f"list {list(classes)[:5]}...")
@@ -307,7 +308,7 @@ def write_protocol_lists(splits: B2NSplits, check: VideoCheck, out_dir: str, see
                                            ("novel", splits.test_novel, novel_index, splits.novel_classes)):
         n = _write_list(os.path.join(out_dir, which, "test.csv"), entries, check.found)
         splits_out.append(Split(which, os.path.join(out_dir, which), index, len(classes), n))
-    return ProtocolLists(train_dirs, *splits_out, missing=len(check.missing))
+    return ProtocolLists(train_dirs, splits_out[0], splits_out[1], missing=len(check.missing))
 
 
 # ---- configurations --------------------------------------------------------------------------------------

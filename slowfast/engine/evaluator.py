@@ -25,6 +25,7 @@ from slowfast.averaging import patch_state_dict
 from slowfast.datasets.loader import build_loader
 from slowfast.engine.common import amp_settings, seed_everything, start_run
 from slowfast.models import build_model, clip_weights_from_cfg
+from slowfast.engine.results import EvalOutput, LoadedWeights, TestSummary
 from slowfast.engine.meters import ViewRecords, aggregate_views, classification_metrics
 from slowfast.errors import UserError
 from slowfast.clip import CLIPWeightsError
@@ -56,7 +57,7 @@ def finite_or_null(value: Any) -> Any:
 
 
 @torch.no_grad()
-def evaluate(cfg, model: nn.Module, loader, split: str = "test", desc: Optional[str] = None) -> dict:
+def evaluate(cfg, model: nn.Module, loader, split: str = "test", desc: Optional[str] = None) -> EvalOutput:
     """Run `model` over `loader` on every process; returns {"results": VideoResults, "metrics": dict,
     "unreadable": [(video_index, path, reason)]} identical on all processes."""
     model.eval()
@@ -81,10 +82,10 @@ def evaluate(cfg, model: nn.Module, loader, split: str = "test", desc: Optional[
     for _, part in gathered:
         for vi, reason in part.items():
             reasons.setdefault(vi, reason)
-    dataset = getattr(loader, "dataset", None)
+    video_path = getattr(getattr(loader, "dataset", None), "video_path", None)
     unreadable = []
     for vi in results.unreadable:
-        path = dataset.video_path(vi) if hasattr(dataset, "video_path") else str(vi)
+        path = video_path(vi) if video_path is not None else str(vi)
         unreadable.append((vi, path, reasons.get(vi, "could not be decoded")))
     return {"results": results, "metrics": metrics, "unreadable": unreadable}
 
@@ -127,7 +128,7 @@ def _patch_clip_state(cfg, initial_clip: dict[str, torch.Tensor]) -> dict[str, t
     if not path:
         return initial_clip
     try:
-        return clip_weights_from_cfg(cfg, path).state_dict  # a file, an open_clip tag or hf-hub:ORG/NAME
+        return dict(clip_weights_from_cfg(cfg, path).state_dict)  # a file, an open_clip tag or hf-hub:ORG/NAME
     except CLIPWeightsError:
         ckpt = cu.read_checkpoint(path)
         if "model_state" not in ckpt:
@@ -135,11 +136,11 @@ def _patch_clip_state(cfg, initial_clip: dict[str, torch.Tensor]) -> dict[str, t
         return {k[len("model."):]: v for k, v in ckpt["model_state"].items() if k.startswith("model.")}
 
 
-def load_test_weights(cfg, model: nn.Module, initial_clip: Optional[dict] = None) -> dict:
+def load_test_weights(cfg, model: nn.Module, initial_clip: Optional[dict] = None) -> LoadedWeights:
     """Load the weights `select_test_weights` picks (non-strict, unexpected keys reported), patched
     toward raw CLIP when TEST.PATCHING_MODEL. Returns {"file", "how", "missing", "unexpected", "patched"}."""
     path, how = select_test_weights(cfg)
-    info: dict[str, Any] = {"file": path, "how": how, "missing": [], "unexpected": [], "patched": False}
+    info: LoadedWeights = {"file": path, "how": how, "missing": [], "unexpected": [], "patched": False}
     if path is None:
         logger.warning("no checkpoint found (TEST.CHECKPOINT_FILE_PATH, %s, TRAIN.CHECKPOINT_FILE_PATH): testing "
                        "the initial weights", cu.checkpoint_dir(cfg.OUTPUT_DIR))
@@ -198,7 +199,7 @@ def save_confusion_png(conf, class_names: Optional[list[str]], path: str, title:
     plt.close(fig)
 
 
-def _summary(cfg: CfgNode, out: dict, info: dict, seconds: float) -> dict:
+def _summary(cfg: CfgNode, out: EvalOutput, info: LoadedWeights, seconds: float) -> TestSummary:
     """The returned and saved test summary (accuracies in %)."""
     m = out["metrics"]
     results_name = cfg.TEST.SAVE_RESULTS_PATH or "test_results.pt"
@@ -220,7 +221,7 @@ def _summary(cfg: CfgNode, out: dict, info: dict, seconds: float) -> dict:
     }
 
 
-def _write_test_outputs(cfg: CfgNode, out: dict, summary: dict, dataset: Any) -> None:
+def _write_test_outputs(cfg: CfgNode, out: EvalOutput, summary: TestSummary, dataset: Any) -> None:
     """Per-video results (.pt), metrics (JSON), the unreadable list and the confusion matrix, atomically."""
     m, res = out["metrics"], out["results"]
     index_file = cfg.DATA.INDEX_LABEL_MAPPING_FILE
@@ -240,7 +241,7 @@ def _write_test_outputs(cfg: CfgNode, out: dict, summary: dict, dataset: Any) ->
                            f"top-1 {m['top1_acc']:.2f} % over {m['num_videos']} videos")
 
 
-def _log_test(cfg: CfgNode, summary: dict) -> None:
+def _log_test(cfg: CfgNode, summary: TestSummary) -> None:
     s = summary
     lu.log_json_stats({"split": "test_final", "top1_acc": s["top1_acc"], "top5_acc": s["top5_acc"],
                        "mean_class_acc": s["mean_class_acc"], "num_videos": s["num_videos"],
@@ -252,7 +253,7 @@ def _log_test(cfg: CfgNode, summary: dict) -> None:
                 s["checkpoint"] or "initial weights", extra)
 
 
-def test(cfg: CfgNode, model: Optional[nn.Module] = None) -> dict:
+def test(cfg: CfgNode, model: Optional[nn.Module] = None) -> TestSummary:
     """Multi-view test of the configured weights; writes the results under OUTPUT_DIR (rank 0) and returns
     {"top1_acc", "top5_acc", "mean_class_acc", "num_videos", "num_unreadable", "unreadable", "checkpoint",
     "views", "results_path", ...} (accuracies in %)."""
@@ -262,7 +263,7 @@ def test(cfg: CfgNode, model: Optional[nn.Module] = None) -> dict:
         model = build_model(cfg)
     initial_clip = None
     if cfg.TEST.PATCHING_MODEL and not cfg.TEST.CLIP_ORI_PATH:
-        initial_clip = {k: v.detach().cpu().clone() for k, v in model.model.state_dict().items()}
+        initial_clip = {k: v.detach().cpu().clone() for k, v in model.get_submodule("model").state_dict().items()}
     info = load_test_weights(cfg, model, initial_clip)
     loader = build_loader(cfg, "test")
     t0 = time.perf_counter()

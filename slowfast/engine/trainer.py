@@ -26,6 +26,7 @@ from yacs.config import CfgNode
 
 from slowfast.datasets.loader import reseed_for_epoch
 from slowfast.datasets.loader import build_loader
+from slowfast.engine.results import TrainResult
 from slowfast.engine.common import amp_settings, check_test_list, seed_everything, start_run
 from slowfast.models import build_model, clip_weights_from_cfg
 from slowfast.engine.evaluator import evaluate
@@ -92,8 +93,8 @@ class LinearConnectClimb:
 def _build_climb(cfg: CfgNode, model: nn.Module, initial_clip: Optional[dict], trainable: list[nn.Parameter]
                  ) -> LinearConnectClimb:
     # TRAIN.CLIP_ORI_PATH takes the forms MODEL.CLIP_WEIGHTS does (a file, an open_clip tag, hf-hub:ORG/NAME).
-    clip_state = clip_weights_from_cfg(cfg, cfg.TRAIN.CLIP_ORI_PATH).state_dict if cfg.TRAIN.CLIP_ORI_PATH else (initial_clip or {})
-    return LinearConnectClimb(model.model, clip_state, trainable, cfg.TRAIN.LINEAR_CONNECT_SAMPLE_L,
+    clip_state = dict(clip_weights_from_cfg(cfg, cfg.TRAIN.CLIP_ORI_PATH).state_dict) if cfg.TRAIN.CLIP_ORI_PATH else (initial_clip or {})
+    return LinearConnectClimb(model.get_submodule("model"), clip_state, trainable, cfg.TRAIN.LINEAR_CONNECT_SAMPLE_L,
                               cfg.TRAIN.LINEAR_CONNECT_SAMPLE_R, cfg.TRAIN.LINEAR_CONNECT_LOSS_RATIO)
 
 
@@ -261,7 +262,7 @@ def _setup(cfg: CfgNode) -> tuple[TrainParts, int, Optional[str]]:
     device = next(model.parameters()).device
     initial_clip = None
     if cfg.TRAIN.LINEAR_CONNECT_CLIMB and not cfg.TRAIN.CLIP_ORI_PATH:
-        initial_clip = {k: v.detach().clone() for k, v in model.model.state_dict().items()}
+        initial_clip = {k: v.detach().clone() for k, v in model.get_submodule("model").state_dict().items()}
     optimizer = construct_optimizer(model, cfg)
     _log_model(cfg, model, optimizer)
     autocast, amp_dtype, scaler_on = amp_settings(cfg.TRAIN.MIXED_PRECISION, device, cfg.TRAIN.MIXED_PRECISION_DTYPE)
@@ -305,7 +306,7 @@ def _save(cfg: CfgNode, parts: TrainParts, epoch: int) -> str:
     return cu.checkpoint_path(cfg.OUTPUT_DIR, epoch)
 
 
-def train(cfg: CfgNode) -> dict:
+def train(cfg: CfgNode) -> TrainResult:
     """Train as configured; returns {"epochs": [per-epoch stats], "best_val_top1", "last_checkpoint", ...}.
 
     Runs on one process or, inside `launch_job`, on each process of a distributed group. With
@@ -350,7 +351,7 @@ def train(cfg: CfgNode) -> dict:
 
 
 def _summary(model: nn.Module, history: list[dict], best: Optional[dict], last_ckpt: Optional[str],
-             elapsed: float) -> dict:
+             elapsed: float) -> TrainResult:
     best = best or {"top1_acc": float("nan"), "top5_acc": float("nan")}
     total, trainable = _param_counts(model)
     if du.is_master():

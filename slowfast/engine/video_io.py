@@ -113,7 +113,7 @@ _MIN_DRAWN_WIDTH = 256  # narrower frames are enlarged first (whole multiples, n
 def _draw_lines(img: Image.Image, lines: Sequence[str]) -> Image.Image:
     factor = -(-_MIN_DRAWN_WIDTH // img.width)
     if factor > 1:
-        img = img.resize((img.width * factor, img.height * factor), Image.NEAREST)
+        img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(img)
     draw.rectangle([0, 0, img.width, 12 * len(lines) + 6], fill=(0, 0, 0))
     for i, line in enumerate(lines):
