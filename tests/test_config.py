@@ -22,7 +22,8 @@ from slowfast.config.parser import load_config, parse_args
 from slowfast.errors import UserError
 from slowfast.utils.lr_policy import lr_at_epoch, schedule_from_cfg
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 PAPER_YAML = os.path.join(ROOT, "configs", "Kinetics", "TemporalCLIP_vitb16_8x16_STAdapter.yaml")
 
 

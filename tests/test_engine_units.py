@@ -21,7 +21,7 @@ from slowfast.utils import checkpoint as cu
 from slowfast.utils.atomic import atomic_path
 from slowfast.utils.lr_policy import LRSchedule, get_lr_at_epoch, lr_at_epoch, set_lr
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
 
 
 def test_lr_schedule_matches_reference_table():

@@ -23,7 +23,7 @@ from slowfast.utils import checkpoint as cu
 from slowfast.utils import env as envu
 from slowfast.utils import logging as lu
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
 
 
 def _git(repo, *args):
