@@ -7,6 +7,7 @@ import torch
 
 from slowfast.models import ClassIndexError, TemporalOpConfig, TemporalOpError, build_model
 from slowfast.text.feature_file import TextFeatureError, save_text_features
+from slowfast.config import ConfigError
 from helpers import config_from
 
 CLASSES = ["abseiling", "air drumming", "playing cello"]
@@ -55,8 +56,19 @@ def test_clip_weights_file_is_loaded(index_file, tiny_clip_file):
 
 
 def test_num_classes_must_match_the_class_index_file(index_file):
-    with pytest.raises(ValueError, match="MODEL.NUM_CLASSES is 400 but .* has 3 classes"):
+    with pytest.raises(ConfigError, match="MODEL.NUM_CLASSES is 400 but .* has 3 classes"):
         build_model(tiny_cfg(index_file, **{"MODEL.NUM_CLASSES": 400}))
+
+
+def test_an_unregistered_model_name_is_a_config_error_naming_the_known_ones(index_file):
+    with pytest.raises(ConfigError, match="MODEL.MODEL_NAME 'VideoNet' is not a registered model; known: TemporalClipVideo"):
+        build_model(tiny_cfg(index_file, **{"MODEL.MODEL_NAME": "VideoNet"}))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_gpus_asked_for_without_cuda_are_a_config_error(index_file):
+    with pytest.raises(ConfigError, match="NUM_GPUS is 1 but CUDA is not available; use NUM_GPUS 0"):
+        build_model(tiny_cfg(index_file, NUM_GPUS=1))
 
 
 def test_missing_class_index_file_is_named(tmp_path):

@@ -24,6 +24,7 @@ from slowfast.utils.class_index import ClassIndexError, read_class_names
 from helpers import ROOT, free_port, tiny_run_cfg, tiny_run_opts
 
 RUN_NET = os.path.join(ROOT, "tools", "run_net.py")
+TINY_YAML = os.path.join(ROOT, "tests", "configs", "tiny_synthetic.yaml")
 TOOL = os.path.join(ROOT, "weight_average_tool.py")
 ONE_EPOCH = {"SOLVER.MAX_EPOCH": 1, "TEST.ENABLE": False, "TRAIN.EVAL_PERIOD": 10}
 
@@ -233,6 +234,33 @@ def test_bad_config_values_are_one_line(key, value, expected, tmp_path):
     msg = _run_net_main(["--opts", "NUM_GPUS", "0", "OUTPUT_DIR", str(tmp_path / "o"), key, value])
     assert msg.startswith("error: ") and expected in msg and "\n" not in msg
     assert not (tmp_path / "o").exists()
+
+
+# A value a user can get wrong, and the key the one error line must name. NUM_GPUS asks for more GPUs than
+# any machine has (with batch sizes that divide over them), so the case holds with or without GPUs.
+BAD_VALUES = [
+    (["MODEL.NUM_CLASSES", "5"], "MODEL.NUM_CLASSES"),  # the class-index file has 2
+    (["NUM_GPUS", "1024", "TRAIN.BATCH_SIZE", "1024", "TEST.BATCH_SIZE", "1024"], "NUM_GPUS"),
+    (["MODEL.MODEL_NAME", "VideoNet"], "MODEL.MODEL_NAME"),
+    (["TRAIN.DATASET", "kinetcs"], "TRAIN.DATASET"),
+    (["DATA.ENSEMBLE_METHOD", "mean"], "DATA.ENSEMBLE_METHOD"),
+    (["MODEL.CUSTOM_CLIP.VISION_HEADS", "3"], "MODEL.CUSTOM_CLIP.VISION_HEADS"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad, key", BAD_VALUES, ids=[key for _, key in BAD_VALUES])
+def test_a_bad_config_value_stops_the_command_on_one_error_line_naming_the_key(tiny_data, tmp_path, bad, key):
+    out = tmp_path / "o"
+    data = ["DATA.PATH_TO_DATA_DIR", tiny_data, "DATA.PATH_PREFIX", tiny_data, "MODEL.NUM_CLASSES", "2",
+            "DATA.INDEX_LABEL_MAPPING_FILE", os.path.join(tiny_data, "index2cls.json"), "OUTPUT_DIR", str(out)]
+    r = subprocess.run([sys.executable, RUN_NET, "--cfg", TINY_YAML, "--opts", *data, *bad],
+                       capture_output=True, text=True, timeout=120)
+    printed = r.stdout + r.stderr
+    errors = [line for line in printed.splitlines() if line.startswith("error:")]
+    assert r.returncode != 0 and "Traceback" not in printed, printed
+    assert len(errors) == 1 and key in errors[0], printed
+    assert not out.exists()  # stopped before the run's folder was made, so before any model or process
 
 
 def test_a_base_file_that_includes_itself_is_one_line(tmp_path):

@@ -32,12 +32,14 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from slowfast.errors import UserError
 from slowfast.utils.atomic import atomic_path, atomic_write_text
 
 __all__ = [
     "CLASSES",
     "ZERO_SHOT_CLASSES",
     "SyntheticSpec",
+    "SyntheticSpecError",
     "write_video",
     "render_clip",
     "sample_clip_params",
@@ -62,6 +64,10 @@ _CLASS_MOTION = {
 }
 
 _SPLIT_CODES = {"train": 0, "val": 1, "test": 2, "zero_shot": 3}
+
+
+class SyntheticSpecError(UserError, ValueError):
+    """Sizes the synthetic dataset cannot be written with (e.g. an odd frame size, which H.264 refuses)."""
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,7 @@ def make_synthetic_dataset(out: str, spec: SyntheticSpec = SyntheticSpec(), work
     `workers` > 1 encodes in that many processes; the files are the same either way.
     """
     if spec.size % 2:
-        raise ValueError(f"size must be even for H.264 (yuv420p), got {spec.size}")
+        raise SyntheticSpecError(f"size must be even for H.264 (yuv420p), got {spec.size}")
     plan = [
         ("train", CLASSES, spec.train_per_class, "train.csv"),
         ("val", CLASSES, spec.val_per_class, "val.csv"),

@@ -18,6 +18,7 @@ from slowfast.config.choices import MIXED_PRECISION_DTYPES
 from slowfast.datasets.video_list import read_video_csv
 from slowfast.datasets.loader import dataset_csv_path
 from slowfast.errors import UserError
+from slowfast.models import check_model_config
 from slowfast.utils import checkpoint as cu
 from slowfast.utils import distributed as du
 from slowfast.utils import env as envu
@@ -111,6 +112,7 @@ def preflight(cfg: CfgNode) -> None:
     """Checks that need the machine or the files rather than the config alone, done once in the
     launching process before any process is spawned or model built (each fails with one line)."""
     du.check_devices(cfg)
+    check_model_config(cfg)
     prepare_output_dir(cfg, training=cfg.TRAIN.ENABLE)
 
 
