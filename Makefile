@@ -1,10 +1,11 @@
 # Two commands: `make demo` (the main job on the embedded synthetic default) and `make test`; `make web` serves
-# the demo's model in a web page.
-# Both create .venv in the checkout when it is missing and reuse it otherwise.
+# the demo's model in a web page. Both create .venv in the checkout when it is missing and reuse it otherwise;
+# the test and lint targets add the tools of requirements-dev.txt, which the demo does not need.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+DEV_STAMP := $(VENV)/.dev-installed-stamp
 
 .PHONY: demo web web-screenshot demo-checkpoints test test-fast lint browser venv clean-venv
 
@@ -16,6 +17,10 @@ $(STAMP): requirements.txt setup.py
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(DEV_STAMP)
 
 demo: $(STAMP)
 	$(PY) tools/run_demo.py
@@ -37,7 +42,7 @@ WEB_DEMO_OPTS = --opts MODEL.DETERMINISTIC_TEST_MASKS True
 web: $(STAMP) demo-checkpoints
 	$(PY) tools/web_demo.py $(WEB_DEMO_ARGS) $(WEB_ARGS) $(WEB_DEMO_OPTS)
 
-web-screenshot: $(STAMP) demo-checkpoints
+web-screenshot: $(DEV_STAMP) demo-checkpoints
 	$(PY) tests/browser.py --out docs/web_demo.png --video $(DEMO)/dataset/videos/test/moving_left_0003.mp4 \
 		--classes "$(DEMO_CLASSES)" --top-k 4 -- $(WEB_DEMO_ARGS) $(WEB_DEMO_OPTS)
 
@@ -45,7 +50,7 @@ demo-checkpoints:
 	ls $(DEMO)/stdd/checkpoints/checkpoint_epoch_*.pyth $(DEMO)/baseline/checkpoints/checkpoint_epoch_*.pyth \
 		>/dev/null 2>&1 || $(PY) tools/run_demo.py --out $(DEMO)
 
-test: $(STAMP) lint browser
+test: $(DEV_STAMP) lint browser
 	$(PY) -m pytest -q tests
 
 # The browser the web page's test drives (Debian's chromium and its driver), installed when missing and apt-get
@@ -58,11 +63,12 @@ browser:
 	fi
 
 # The unit tests only: no training runs, subprocess end-to-end runs or multi-process launches (about a minute).
-test-fast: $(STAMP)
+test-fast: $(DEV_STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 clean-venv:
 	rm -rf $(VENV)

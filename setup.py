@@ -4,6 +4,11 @@ setup(
     name="stdd",
     version="0.1.0",
     description="STDD (Spatiotemporal Dynamic Duo): zero-shot video action recognition with CLIP",
+    license="Apache-2.0",
+    classifiers=[
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+    ],
     packages=find_packages(include=["slowfast", "slowfast.*"]),
     python_requires=">=3.10",
     install_requires=[

@@ -1,21 +1,25 @@
-"""Shared fixtures: tiny OpenAI-format CLIP checkpoints written with random weights."""
+"""Shared fixtures: tiny OpenAI-format CLIP checkpoints written with random weights, the tiny videos of the
+engine tests, LLM settings isolated from the machine. Shared functions and constants live in helpers.py."""
 
 import contextlib
 import io
 import json
 import os
-import sys
 
 import pytest
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from helpers import write_tiny_data
+from slowfast.clip import custom_clip_config, random_clip_state_dict
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-from slowfast.clip import custom_clip_config, random_clip_state_dict  # noqa: E402
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """Folder of `helpers.write_tiny_data`: 8 train, 4 val, 4 test tiny videos, their lists, the class index
+    (read only: tests that change the data copy what they need)."""
+    return write_tiny_data(str(tmp_path_factory.mktemp("tiny_videos")))
 
 
 @pytest.fixture(scope="session")

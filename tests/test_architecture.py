@@ -4,8 +4,9 @@ import ast
 import os
 import pathlib
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / "slowfast"
+from helpers import ROOT
+
+PACKAGE = pathlib.Path(ROOT) / "slowfast"
 BOTTOM_LAYERS = ("slowfast.utils", "slowfast.config")
 BOTTOM_MAY_IMPORT = ("slowfast.utils", "slowfast.config", "slowfast.errors", "slowfast.paths")
 

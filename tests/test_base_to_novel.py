@@ -15,7 +15,7 @@ from slowfast.datasets.synthetic import CLASSES, ZERO_SHOT_CLASSES, SyntheticSpe
 from slowfast.cli import base_to_novel as b2n_tool
 from slowfast.engine import base_to_novel_protocol as b2n
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
 
 # (base classes, novel classes, videos per training seed, seeds, base test videos, novel test videos)
 SHIPPED_COUNTS = {

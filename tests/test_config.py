@@ -1,6 +1,7 @@
 """The config tree: the paper's command line parses; unknown keys and wrong types are refused clearly."""
 
 import os
+import re
 
 import pytest
 import yaml
@@ -15,11 +16,14 @@ from slowfast.config import (
     num_processes,
 )
 from paper_command import PAPER_OPTS
+from slowfast.config import compatibility
+from slowfast.config.compatibility import ACCEPTED_FOR_COMPATIBILITY
 from slowfast.config.parser import load_config, parse_args
 from slowfast.errors import UserError
 from slowfast.utils.lr_policy import lr_at_epoch, schedule_from_cfg
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 PAPER_YAML = os.path.join(ROOT, "configs", "Kinetics", "TemporalCLIP_vitb16_8x16_STAdapter.yaml")
 
 
@@ -124,6 +128,57 @@ def test_config_errors_are_user_errors_and_still_value_errors():
     with pytest.raises(UserError, match="MODEL.LOSS_FUNC"):
         assert_and_infer_cfg(cfg)
     with pytest.raises(ValueError, match="MODEL.LOSS_FUNC"):
+        assert_and_infer_cfg(cfg)
+
+
+@pytest.mark.parametrize("key", ["TRAIN.DATASET", "TEST.DATASET"])
+def test_an_unknown_dataset_name_is_refused_with_the_config_naming_key_and_valid_names(key):
+    cfg = merge_from_list(get_cfg(), [key, "kinetcs"])
+    with pytest.raises(ConfigError, match=rf"{key}: 'kinetcs' is not one of 'kinetics', 'ucf101', 'hmdb51', 'k600', "
+                                          r"'synthetic'"):
+        assert_and_infer_cfg(cfg)
+
+
+def test_every_key_is_read_by_the_code_or_listed_as_accepted_for_compatibility():
+    package = os.path.join(ROOT, "slowfast")
+    config_only = {os.path.join(package, "config", name) for name in ("defaults.py", "compatibility.py", "__init__.py")}
+    sources = []
+    for folder, _, files in os.walk(package):
+        sources += [open(os.path.join(folder, f), encoding="utf-8").read() for f in files
+                    if f.endswith(".py") and os.path.join(folder, f) not in config_only]
+    code = "\n".join(sources)
+    unread = [key for key in all_keys(get_cfg()) if key not in ACCEPTED_FOR_COMPATIBILITY
+              and not re.search(rf"\b{key.split('.')[-1]}\b", code)]
+    assert unread == []
+    assert set(ACCEPTED_FOR_COMPATIBILITY) <= set(all_keys(get_cfg()))
+
+
+def test_keys_accepted_for_compatibility_are_noted_only_when_set_to_another_value():
+    assert compatibility.notes(get_cfg()) == []
+    cfg = merge_from_list(get_cfg(), ["SOLVER.BASE_LR_SCALE_NUM_SHARDS", "True", "TEST.DATASET", "ucf101",
+                                      "TRAIN.DATASET", "kinetics", "SOLVER.BASE_LR", "1e-3"])
+    assert compatibility.notes(cfg) == [
+        "TEST.DATASET 'ucf101' is accepted for compatibility and changes nothing (docs/config_reference.md)",
+        "SOLVER.BASE_LR_SCALE_NUM_SHARDS True is accepted for compatibility and changes nothing "
+        "(docs/config_reference.md)",
+    ]
+
+
+def test_the_input_channel_key_no_longer_exists():
+    with pytest.raises(ConfigError, match="unknown config key DATA.INPUT_CHANNEL_NUM"):
+        merge_from_list(get_cfg(), ["DATA.INPUT_CHANNEL_NUM", "[3]"])
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("MODEL.CUSTOM_CLIP.VISION_HEADS", 3, "VISION_WIDTH .* must be divisible by MODEL.CUSTOM_CLIP.VISION_HEADS"),
+    ("MODEL.CUSTOM_CLIP.VISION_PATCH", 0, "VISION_PATCH must be >= 1"),
+    ("MODEL.CUSTOM_CLIP.IMAGE_RESOLUTION", 60, "IMAGE_RESOLUTION .* must be a multiple of"),
+    ("MODEL.CUSTOM_CLIP.VOCAB_SIZE", 1000, "VOCAB_SIZE must be >= 49408"),
+    ("DATA.TARGET_FPS", 0, "DATA.TARGET_FPS must be >= 1"),
+])
+def test_values_the_model_or_data_would_fail_on_are_refused_with_the_config(key, value, message):
+    cfg = merge_from_list(get_cfg(), ["MODEL.ARCH", "custom", key, str(value)])
+    with pytest.raises(ConfigError, match=message):
         assert_and_infer_cfg(cfg)
 
 

@@ -11,7 +11,7 @@ from slowfast.datasets import class_lists, prepare
 from slowfast.datasets.video_list import read_video_csv
 from slowfast.utils.class_index import read_class_names
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
 
 
 def _rows(path):

@@ -20,7 +20,8 @@ import pytest
 from slowfast.cli.prepare_dataset import main
 from slowfast.datasets import reencode
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 TOOL = os.path.join(ROOT, "tools", "prepare_dataset.py")
 B_FRAME = 3  # av.video.frame.PictureType.B
 

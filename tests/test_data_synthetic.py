@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from slowfast.errors import UserError
 from slowfast.datasets.video_list import read_video_csv
 from slowfast.utils.class_index import read_class_names
 from slowfast.datasets.decoder import read_clip
@@ -26,6 +27,12 @@ def tiny_dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("syn")
     summary = make_synthetic_dataset(str(out), TINY)
     return out, summary
+
+
+def test_an_odd_frame_size_is_a_user_error_before_anything_is_written(tmp_path):
+    with pytest.raises(UserError, match="size must be even for H.264 .*got 33"):
+        make_synthetic_dataset(str(tmp_path / "out"), SyntheticSpec(size=33))
+    assert not (tmp_path / "out").exists()
 
 
 def test_writes_lists_class_index_and_zero_shot_split(tiny_dataset):

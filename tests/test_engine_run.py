@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,89 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-from slowfast.config import assert_and_infer_cfg, get_cfg, merge_from_list
-from slowfast.datasets.synthetic import write_video
 from slowfast.engine import test as run_test
 from slowfast.engine import train
 from slowfast.engine.meters import NonFiniteLossError
 from slowfast.utils import checkpoint as cu
 from slowfast.utils.distributed import launch_job
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLASSES = ["moving left", "moving right"]
-
-
-def _clip(label: int, seed: int, t: int = 4, size: int = 32) -> np.ndarray:
-    """A bright square moving left (0) or right (1) on a noisy background: [T, H, W, 3] uint8."""
-    rng = np.random.default_rng(seed)
-    frames = (rng.random((t, size, size, 3)) * 40).astype(np.uint8)
-    y, x0 = int(rng.integers(4, size - 12)), int(rng.integers(8, size - 16))
-    for i in range(t):
-        x = x0 + (4 * i if label == 1 else 4 * (t - 1 - i))
-        frames[i, y:y + 8, x:x + 8] = 220
-    return frames
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """8 train, 4 val, 4 test videos (4 frames, 32 px, 30 fps) and the class-index file."""
-    root = tmp_path_factory.mktemp("tiny_videos")
-    os.makedirs(root / "videos")
-    for split, n, off in (("train", 8, 0), ("val", 4, 100), ("test", 4, 200)):
-        lines = []
-        for i in range(n):
-            label = i % 2
-            rel = f"videos/{split}_{i}.mp4"
-            write_video(str(root / rel), _clip(label, off + i), fps=30)
-            lines.append(f"{rel},{label}\n")
-        (root / f"{split}.csv").write_text("".join(lines))
-    (root / "index2cls.json").write_text(json.dumps({str(i): c for i, c in enumerate(CLASSES)}))
-    return str(root)
-
-
-def _opts(data_dir: str, out: str, **extra) -> list[str]:
-    base = {
-        "NUM_GPUS": 0, "OUTPUT_DIR": out, "RNG_SEED": 3, "LOG_PERIOD": 1,
-        "TRAIN.DATASET": "synthetic", "TEST.DATASET": "synthetic", "TRAIN.BATCH_SIZE": 4, "TEST.BATCH_SIZE": 4,
-        "TRAIN.CHECKPOINT_PERIOD": 1, "TRAIN.EVAL_PERIOD": 1, "SOLVER.MAX_EPOCH": 3,
-        "SOLVER.BASE_LR": 1e-3, "SOLVER.WARMUP_START_LR": 1e-4, "SOLVER.COSINE_END_LR": 1e-5,
-        "SOLVER.WARMUP_EPOCHS": 1.0, "SOLVER.CLIP_GRAD_L2NORM": 1.0,
-        "DATA.PATH_TO_DATA_DIR": data_dir, "DATA.PATH_PREFIX": data_dir, "DATA.PATH_LABEL_SEPARATOR": ",",
-        "DATA.INDEX_LABEL_MAPPING_FILE": os.path.join(data_dir, "index2cls.json"),
-        "DATA.NUM_FRAMES": 4, "DATA.SAMPLING_RATE": 1, "DATA.TARGET_FPS": 30,
-        "DATA.TRAIN_JITTER_SCALES": [32, 32], "DATA.TRAIN_CROP_SIZE": 32, "DATA.TEST_CROP_SIZE": 32,
-        "DATA.RANDOM_FLIP": False, "DATA_LOADER.NUM_WORKERS": 0,
-        "TEST.NUM_ENSEMBLE_VIEWS": 2, "TEST.NUM_SPATIAL_CROPS": 1,
-        "MODEL.ARCH": "custom", "MODEL.NUM_CLASSES": 2, "MODEL.TEMPORAL_MODELING_TYPE": "stcross_attend",
-        "MODEL.CHANNEL_FOLD": 8, "MODEL.TEMPORAL_SCALE": [1, 2],
-        "MODEL.CUSTOM_CLIP.EMBED_DIM": 32, "MODEL.CUSTOM_CLIP.IMAGE_RESOLUTION": 32,
-        "MODEL.CUSTOM_CLIP.VISION_PATCH": 8, "MODEL.CUSTOM_CLIP.VISION_WIDTH": 32,
-        "MODEL.CUSTOM_CLIP.VISION_LAYERS": 1, "MODEL.CUSTOM_CLIP.VISION_HEADS": 2,
-        "MODEL.CUSTOM_CLIP.TEXT_WIDTH": 32, "MODEL.CUSTOM_CLIP.TEXT_LAYERS": 1, "MODEL.CUSTOM_CLIP.TEXT_HEADS": 2,
-    }
-    base.update(extra)
-    out_list = []
-    for k, v in base.items():
-        out_list += [k, str(v)]
-    return out_list
-
-
-def _cfg(data_dir: str, out: str, **extra):
-    cfg = get_cfg()
-    merge_from_list(cfg, _opts(data_dir, out, **extra))
-    return assert_and_infer_cfg(cfg)
+from helpers import ROOT, TINY_CLASSES, free_port, tiny_run_cfg, tiny_run_opts
 
 
 def _train_losses(out: str) -> list[float]:
     with open(os.path.join(out, "json_stats.log"), encoding="utf-8") as f:
         rows = [json.loads(line) for line in f]
     return [r["loss"] for r in rows if r.get("_type") == "train_iter"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -107,8 +35,8 @@ def test_two_process_ddp_matches_one_process_loss_trajectory(tiny_data, tmp_path
               "MODEL.KEEP_RAW_MODEL": True, "MODEL.RAW_MODEL_DISTILLATION": True, "MODEL.DISTILLATION_GRAD": True}
     one = str(tmp_path / "one")
     two = str(tmp_path / "two")
-    launch_job(_cfg(tiny_data, one, **common), f"tcp://127.0.0.1:{_free_port()}", train)
-    launch_job(_cfg(tiny_data, two, NUM_CPU_PROCS=2, **common), f"tcp://127.0.0.1:{_free_port()}", train)
+    launch_job(tiny_run_cfg(tiny_data, one, **common), f"tcp://127.0.0.1:{free_port()}", train)
+    launch_job(tiny_run_cfg(tiny_data, two, NUM_CPU_PROCS=2, **common), f"tcp://127.0.0.1:{free_port()}", train)
     l1, l2 = _train_losses(one), _train_losses(two)
     assert len(l1) == len(l2) == 4
     assert l1[0] != l1[-1]  # the weights did change between steps
@@ -120,7 +48,7 @@ def test_two_process_ddp_matches_one_process_loss_trajectory(tiny_data, tmp_path
 
 
 def _run_net_cmd(data_dir: str, out: str, **extra) -> list[str]:
-    return [sys.executable, os.path.join(ROOT, "tools", "run_net.py"), "--opts", *_opts(data_dir, out, **extra)]
+    return [sys.executable, os.path.join(ROOT, "tools", "run_net.py"), "--opts", *tiny_run_opts(data_dir, out, **extra)]
 
 
 @pytest.mark.slow
@@ -151,11 +79,11 @@ def test_killed_run_resumed_ends_with_the_same_weights(tiny_data, tmp_path):
 
 def test_nan_loss_stops_with_iteration_and_last_checkpoint(tiny_data, tmp_path):
     out = str(tmp_path / "nan")
-    train(_cfg(tiny_data, out, **{"SOLVER.MAX_EPOCH": 1, "TEST.ENABLE": False}))
+    train(tiny_run_cfg(tiny_data, out, **{"SOLVER.MAX_EPOCH": 1, "TEST.ENABLE": False}))
     assert os.path.exists(cu.checkpoint_path(out, 0))
     # Resume for more epochs with an absurd learning rate and no clipping: the weights overflow.
-    cfg = _cfg(tiny_data, out, **{"SOLVER.MAX_EPOCH": 3, "SOLVER.BASE_LR": 1e30, "SOLVER.WARMUP_EPOCHS": 0.0,
-                                  "SOLVER.CLIP_GRAD_L2NORM": None, "SOLVER.LR_POLICY": "constant"})
+    cfg = tiny_run_cfg(tiny_data, out, **{"SOLVER.MAX_EPOCH": 3, "SOLVER.BASE_LR": 1e30, "SOLVER.WARMUP_EPOCHS": 0.0,
+                                          "SOLVER.CLIP_GRAD_L2NORM": None, "SOLVER.LR_POLICY": "constant"})
     with pytest.raises(NonFiniteLossError) as e:
         train(cfg)
     msg = str(e.value)
@@ -171,15 +99,15 @@ def test_test_run_reports_broken_videos_and_scores_the_rest(tiny_data, tmp_path)
     lines.append(f"{data / 'missing.mp4'},1\n")
     (data / "test.csv").write_text("".join(lines))
     out = str(tmp_path / "out")
-    cfg = _cfg(str(data), out, **{"DATA.PATH_PREFIX": "", "DATA.INDEX_LABEL_MAPPING_FILE":
-                                   os.path.join(tiny_data, "index2cls.json"), "TRAIN.ENABLE": False})
+    cfg = tiny_run_cfg(str(data), out, **{"DATA.PATH_PREFIX": "", "DATA.INDEX_LABEL_MAPPING_FILE":
+                                           os.path.join(tiny_data, "index2cls.json"), "TRAIN.ENABLE": False})
     metrics = run_test(cfg)  # no checkpoint anywhere: the initial weights, with a warning
     assert metrics["num_videos"] == 4 and metrics["num_unreadable"] == 2
     assert metrics["checkpoint"] is None
     listed = open(os.path.join(out, "unreadable_videos.txt"), encoding="utf-8").read()
     assert "broken.mp4" in listed and "missing.mp4" in listed
     saved = torch.load(os.path.join(out, "test_results.pt"), weights_only=True)
-    assert saved["logits"].shape == (4, 2) and saved["class_names"] == CLASSES
+    assert saved["logits"].shape == (4, 2) and saved["class_names"] == TINY_CLASSES
     assert saved["num_views"].tolist() == [2, 2, 2, 2]
     assert json.load(open(os.path.join(out, "test_metrics.json")))["num_unreadable"] == 2
     assert os.path.exists(os.path.join(out, "confusion_matrix.png"))
@@ -187,14 +115,14 @@ def test_test_run_reports_broken_videos_and_scores_the_rest(tiny_data, tmp_path)
 
 def test_patching_ratio_one_tests_the_initial_clip_weights(tiny_data, tmp_path):
     out = str(tmp_path / "patch")
-    cfg = _cfg(tiny_data, out, **{"SOLVER.MAX_EPOCH": 1, "SOLVER.BASE_LR": 0.05, "SOLVER.WARMUP_EPOCHS": 0.0,
-                                  "TEST.ENABLE": False, "MODEL.TEMPORAL_MODELING_TYPE": "None"})
+    cfg = tiny_run_cfg(tiny_data, out, **{"SOLVER.MAX_EPOCH": 1, "SOLVER.BASE_LR": 0.05, "SOLVER.WARMUP_EPOCHS": 0.0,
+                                          "TEST.ENABLE": False, "MODEL.TEMPORAL_MODELING_TYPE": "None"})
     train(cfg)
     ckpt = cu.checkpoint_path(out, 0)
-    initial = run_test(_cfg(tiny_data, str(tmp_path / "initial"), **{"MODEL.TEMPORAL_MODELING_TYPE": "None"}))
-    trained = run_test(_cfg(tiny_data, str(tmp_path / "trained"), **{
+    initial = run_test(tiny_run_cfg(tiny_data, str(tmp_path / "initial"), **{"MODEL.TEMPORAL_MODELING_TYPE": "None"}))
+    trained = run_test(tiny_run_cfg(tiny_data, str(tmp_path / "trained"), **{
         "MODEL.TEMPORAL_MODELING_TYPE": "None", "TEST.CHECKPOINT_FILE_PATH": ckpt}))
-    patched = run_test(_cfg(tiny_data, str(tmp_path / "patched"), **{
+    patched = run_test(tiny_run_cfg(tiny_data, str(tmp_path / "patched"), **{
         "MODEL.TEMPORAL_MODELING_TYPE": "None", "TEST.CUSTOM_LOAD": True, "TEST.CUSTOM_LOAD_FILE": ckpt,
         "TEST.PATCHING_MODEL": True, "TEST.PATCHING_RATIO": 1.0}))
     logits = {name: torch.load(m["results_path"], weights_only=True)["logits"]
@@ -206,12 +134,12 @@ def test_patching_ratio_one_tests_the_initial_clip_weights(tiny_data, tmp_path):
 
 def test_custom_load_reports_unexpected_keys(tiny_data, tmp_path, caplog):
     path = str(tmp_path / "averaged.pyth")
-    model_state = train(_cfg(tiny_data, str(tmp_path / "src"), **{"SOLVER.MAX_EPOCH": 1, "TEST.ENABLE": False})
+    model_state = train(tiny_run_cfg(tiny_data, str(tmp_path / "src"), **{"SOLVER.MAX_EPOCH": 1, "TEST.ENABLE": False})
                         )["model"].state_dict()
     model_state["adapter.extra.weight"] = torch.zeros(3)
     torch.save({"model_state": model_state, "meta": {"method": "swa"}}, path)
     with caplog.at_level("WARNING"):
-        m = run_test(_cfg(tiny_data, str(tmp_path / "out"), **{"TEST.CUSTOM_LOAD": True, "TEST.CUSTOM_LOAD_FILE": path}))
+        m = run_test(tiny_run_cfg(tiny_data, str(tmp_path / "out"), **{"TEST.CUSTOM_LOAD": True, "TEST.CUSTOM_LOAD_FILE": path}))
     assert m["checkpoint"] == path and m["num_videos"] == 4
     assert "adapter.extra.weight" in caplog.text
 
@@ -220,8 +148,8 @@ def test_linear_connect_climb_trains_the_stdd_model_with_teacher(tiny_data, tmp_
     # The original code crashes here (state-dict length assert with raw_model and projector_v keys).
     common = {"SOLVER.MAX_EPOCH": 1, "TEST.ENABLE": False, "MODEL.KEEP_RAW_MODEL": True,
               "MODEL.RAW_MODEL_DISTILLATION": True, "SOLVER.CLIP_GRAD_L2NORM": None}
-    plain = train(_cfg(tiny_data, str(tmp_path / "plain"), **common))["model"]
-    climb = train(_cfg(tiny_data, str(tmp_path / "climb"), **common, **{
+    plain = train(tiny_run_cfg(tiny_data, str(tmp_path / "plain"), **common))["model"]
+    climb = train(tiny_run_cfg(tiny_data, str(tmp_path / "climb"), **common, **{
         "TRAIN.LINEAR_CONNECT_CLIMB": True, "TRAIN.LINEAR_CONNECT_LOSS_RATIO": 1.0}))["model"]
     a, b = plain.state_dict(), climb.state_dict()
     assert all(torch.isfinite(v).all() for v in b.values() if v.is_floating_point())

@@ -10,18 +10,18 @@ import torch
 import torch.nn as nn
 
 from slowfast.averaging import patch_state_dict
-from slowfast.config import get_cfg
+from slowfast.config import ConfigError, get_cfg
 from slowfast.engine.meters import aggregate_views, classification_metrics
 from slowfast.engine.trainer import LinearConnectClimb
 from slowfast.errors import UserError
 from slowfast.models.temporal_ops import TemporalOpError
-from slowfast.models.losses import cross_entropy, soft_cross_entropy
-from slowfast.models.optimizer import construct_optimizer, param_groups
+from slowfast.models.losses import cross_entropy, get_loss_func, soft_cross_entropy
+from slowfast.models.optimizer import build_optimizer, construct_optimizer, param_groups
 from slowfast.utils import checkpoint as cu
 from slowfast.utils.atomic import atomic_path
 from slowfast.utils.lr_policy import LRSchedule, get_lr_at_epoch, lr_at_epoch, set_lr
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
 
 
 def test_lr_schedule_matches_reference_table():
@@ -246,6 +246,17 @@ def test_model_and_text_input_errors_are_user_errors_so_the_tools_print_one_line
     for cls, builtin in ((TemporalOpError, ValueError), (CLIPWeightsError, RuntimeError), (TextFeatureError, ValueError)):
         assert issubclass(cls, UserError) and issubclass(cls, builtin)
     assert not issubclass(KeyError, UserError)  # a bug keeps its traceback
+
+
+@pytest.mark.parametrize("use, key", [
+    (lambda: aggregate_views([], "mean"), "DATA.ENSEMBLE_METHOD"),
+    (lambda: get_loss_func("hinge"), "MODEL.LOSS_FUNC"),
+    (lambda: build_optimizer([{"params": [nn.Parameter(torch.zeros(1))]}], "adam", 1e-3), "SOLVER.OPTIMIZING_METHOD"),
+    (lambda: lr_at_epoch(LRSchedule(base_lr=1e-3, max_epoch=2, policy="step"), 1.0), "SOLVER.LR_POLICY"),
+])
+def test_a_choice_the_config_refuses_is_a_config_error_where_it_is_used_too(use, key):
+    with pytest.raises(ConfigError, match=key):  # reached by Python callers that skip assert_and_infer_cfg
+        use()
 
 
 def test_atomic_path_replaces_the_target_only_on_success(tmp_path):

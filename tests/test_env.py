@@ -23,7 +23,7 @@ from slowfast.utils import checkpoint as cu
 from slowfast.utils import env as envu
 from slowfast.utils import logging as lu
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
 
 
 def _git(repo, *args):
@@ -175,6 +175,22 @@ def test_the_log_opens_with_commit_torch_and_gpu_lines(tmp_path):
     assert f"commit: {envu.git_state()['commit']}" in lines[0]
     assert f"torch {torch.__version__} (CUDA" in lines[1]
     assert "GPUs: " in lines[2] and "after the environment" in lines[3]
+
+
+@pytest.mark.parametrize("train_enabled", [True, False])
+def test_a_key_that_changes_nothing_is_logged_once_per_run(tmp_path, monkeypatch, train_enabled):
+    monkeypatch.setattr(envu, "collect_env", lambda seed=None, **_: {"seed": seed})  # the environment is not under test
+    cfg = _run_cfg(tmp_path / "run")
+    cfg.TRAIN.ENABLE = train_enabled
+    cfg.SOLVER.BASE_LR_SCALE_NUM_SHARDS = True
+    try:
+        if train_enabled:
+            start_run(cfg, training=True)  # a train-then-test run starts twice, in one output folder
+        start_run(cfg, training=False)
+    finally:
+        lu.setup_logging(None)  # closes stdout.log
+    log = (tmp_path / "run" / "stdout.log").read_text()
+    assert log.count("SOLVER.BASE_LR_SCALE_NUM_SHARDS True is accepted for compatibility and changes nothing") == 1
 
 
 # ---- stdd-env ----------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from slowfast.config import get_cfg
 from slowfast.engine.common import amp_settings, autocast_dtype
 from slowfast.errors import UserError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 NUMBER = re.compile(r"^-?\d+(\.\d+)?(e-?\d+)?$")
 
 

@@ -5,9 +5,10 @@ import json
 import pytest
 import torch
 
-from slowfast.config import get_cfg
 from slowfast.models import ClassIndexError, TemporalOpConfig, TemporalOpError, build_model
 from slowfast.text.feature_file import TextFeatureError, save_text_features
+from slowfast.config import ConfigError
+from helpers import config_from
 
 CLASSES = ["abseiling", "air drumming", "playing cello"]
 
@@ -20,25 +21,15 @@ def index_file(tmp_path):
 
 
 def tiny_cfg(index_file, **opts):
-    cfg = get_cfg()
-    cfg.NUM_GPUS = 0
-    cfg.DATA.NUM_FRAMES = 4
-    cfg.DATA.INDEX_LABEL_MAPPING_FILE = index_file
-    cfg.MODEL.NUM_CLASSES = len(CLASSES)
-    cfg.MODEL.ARCH = "custom"
-    c = cfg.MODEL.CUSTOM_CLIP
-    c.EMBED_DIM, c.IMAGE_RESOLUTION, c.VISION_PATCH, c.VISION_WIDTH, c.VISION_LAYERS, c.VISION_HEADS = 32, 32, 8, 64, 2, 2
-    c.TEXT_WIDTH, c.TEXT_LAYERS, c.TEXT_HEADS = 32, 1, 1
-    cfg.MODEL.TEMPORAL_MODELING_TYPE = "stcross_attend"
-    cfg.MODEL.CHANNEL_FOLD = 8
-    cfg.MODEL.TEMPORAL_SCALE = [1, 2]
-    for k, v in opts.items():
-        node = cfg
-        *parents, leaf = k.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = v
-    return cfg
+    """Not checked by assert_and_infer_cfg: these tests are of what build_model itself refuses."""
+    return config_from({
+        "NUM_GPUS": 0, "DATA.NUM_FRAMES": 4, "DATA.INDEX_LABEL_MAPPING_FILE": index_file,
+        "MODEL.NUM_CLASSES": len(CLASSES), "MODEL.ARCH": "custom", "MODEL.CUSTOM_CLIP.EMBED_DIM": 32,
+        "MODEL.CUSTOM_CLIP.IMAGE_RESOLUTION": 32, "MODEL.CUSTOM_CLIP.VISION_PATCH": 8, "MODEL.CUSTOM_CLIP.VISION_WIDTH": 64,
+        "MODEL.CUSTOM_CLIP.VISION_LAYERS": 2, "MODEL.CUSTOM_CLIP.VISION_HEADS": 2, "MODEL.CUSTOM_CLIP.TEXT_WIDTH": 32,
+        "MODEL.CUSTOM_CLIP.TEXT_LAYERS": 1, "MODEL.CUSTOM_CLIP.TEXT_HEADS": 1,
+        "MODEL.TEMPORAL_MODELING_TYPE": "stcross_attend", "MODEL.CHANNEL_FOLD": 8, "MODEL.TEMPORAL_SCALE": [1, 2], **opts,
+    }, check=False)
 
 
 def test_custom_arch_builds_on_cpu_with_checkpoint_key_layout(index_file):
@@ -65,8 +56,19 @@ def test_clip_weights_file_is_loaded(index_file, tiny_clip_file):
 
 
 def test_num_classes_must_match_the_class_index_file(index_file):
-    with pytest.raises(ValueError, match="MODEL.NUM_CLASSES is 400 but .* has 3 classes"):
+    with pytest.raises(ConfigError, match="MODEL.NUM_CLASSES is 400 but .* has 3 classes"):
         build_model(tiny_cfg(index_file, **{"MODEL.NUM_CLASSES": 400}))
+
+
+def test_an_unregistered_model_name_is_a_config_error_naming_the_known_ones(index_file):
+    with pytest.raises(ConfigError, match="MODEL.MODEL_NAME 'VideoNet' is not a registered model; known: TemporalClipVideo"):
+        build_model(tiny_cfg(index_file, **{"MODEL.MODEL_NAME": "VideoNet"}))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_gpus_asked_for_without_cuda_are_a_config_error(index_file):
+    with pytest.raises(ConfigError, match="NUM_GPUS is 1 but CUDA is not available; use NUM_GPUS 0"):
+        build_model(tiny_cfg(index_file, NUM_GPUS=1))
 
 
 def test_missing_class_index_file_is_named(tmp_path):

@@ -14,7 +14,8 @@ import torch
 from slowfast.datasets.synthetic import SyntheticSpec, make_synthetic_dataset
 from slowfast.inference import VideoClassifier
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 CLASSES = ["moving left", "moving right", "moving up"]
 TINY_YAML = """
 _BASE_: {root}/tests/configs/tiny_synthetic.yaml

@@ -1,4 +1,4 @@
-"""STDD's block (`stcross_attend`) against a slow reference written from STDD_REFERENCE §2.3 line by line."""
+"""STDD's block (`stcross_attend`) against a slow reference written line by line from docs/method.md (section 2)."""
 
 import math
 
@@ -167,7 +167,7 @@ def test_eval_with_shuffled_test_masks_matches_reference_and_generator_makes_it_
 
 def test_masks_follow_the_rotation_table():
     train, test = stcross_masks(num_frames=8, c=4, m=2)
-    # t mod 4 -> dropped slots: 0 {TL,TR}, 1 {TR,BL}, 2 {BL,BR}, 3 {TL,BR}  (§2.3 table)
+    # t mod 4 -> dropped slots: 0 {TL,TR}, 1 {TR,BL}, 2 {BL,BR}, 3 {TL,BR}  (docs/method.md, window masking)
     table = {0: [1, 1, 0, 0], 1: [0, 1, 1, 0], 2: [0, 0, 1, 1], 3: [1, 0, 0, 1]}
     for t in range(8):
         assert test[t].int().tolist() == table[t % 4]

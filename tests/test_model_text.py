@@ -8,6 +8,13 @@ from slowfast.models import TemporalClipVideo, TemporalOpConfig
 from slowfast.clip import read_state_dict, tokenize
 from slowfast.models.text_classifier import TEMPLATES, class_logits, template_classifier
 from slowfast.text.feature_file import TextFeatureError, save_text_features
+from slowfast.errors import UserError
+
+
+def test_a_class_name_longer_than_the_text_context_is_a_user_error_naming_it():
+    name = "playing " * 80
+    with pytest.raises(UserError, match=r"text is \d+ tokens, longer than the context length 77: 'a photo of playing"):
+        tokenize(f"a photo of {name}.")
 
 
 def test_templates_are_4_prefixes_times_7_suffixes_prefix_major():

@@ -15,7 +15,8 @@ from slowfast.config import get_cfg
 from slowfast.models import build_model
 from slowfast.clip import read_state_dict
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit deprecation notices
 
 

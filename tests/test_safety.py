@@ -1,7 +1,6 @@
-# ruff: noqa: F811  (the tiny_data fixture is imported, then named as a test argument)
 """Checkpoints know their model, bad input stops early on one line, and nothing the user made is lost.
 
-The runs use the tiny model and videos of test_engine_run.py.
+The runs use the tiny model and videos of tests/helpers.py.
 """
 
 import json
@@ -24,10 +23,10 @@ from slowfast.engine.zero_shot_protocol import run_protocol
 from slowfast.errors import UserError
 from slowfast.utils import checkpoint as cu
 from slowfast.utils.class_index import ClassIndexError, read_class_names
-from test_engine_run import _cfg, _free_port, _opts, tiny_data  # noqa: F401  (tiny_data is a fixture)
+from helpers import ROOT, free_port, tiny_run_cfg, tiny_run_opts
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_NET = os.path.join(ROOT, "tools", "run_net.py")
+TINY_YAML = os.path.join(ROOT, "tests", "configs", "tiny_synthetic.yaml")
 TOOL = os.path.join(ROOT, "weight_average_tool.py")
 ONE_EPOCH = {"SOLVER.MAX_EPOCH": 1, "TEST.ENABLE": False, "TRAIN.EVAL_PERIOD": 10}
 
@@ -36,7 +35,7 @@ ONE_EPOCH = {"SOLVER.MAX_EPOCH": 1, "TEST.ENABLE": False, "TRAIN.EVAL_PERIOD": 1
 def stdd_run(tiny_data, tmp_path_factory):
     """OUTPUT_DIR of a one-epoch run of the STDD operator (stcross_attend, TEMPORAL_SCALE [1, 2])."""
     out = str(tmp_path_factory.mktemp("stdd_run"))
-    train(_cfg(tiny_data, out, **ONE_EPOCH))
+    train(tiny_run_cfg(tiny_data, out, **ONE_EPOCH))
     return out
 
 
@@ -77,7 +76,7 @@ def test_training_records_its_environment_beside_the_config_and_in_its_checkpoin
 
     with open(os.path.join(stdd_run, "env.json"), encoding="utf-8") as f:
         env = json.load(f)
-    assert env["seed"] == 3 and env["git"] == envu.git_state()  # the RNG_SEED of test_engine_run._cfg
+    assert env["seed"] == 3 and env["git"] == envu.git_state()  # the RNG_SEED of helpers.tiny_run_cfg
     assert os.path.isfile(os.path.join(stdd_run, "env.txt"))
     with open(os.path.join(stdd_run, "stdout.log"), encoding="utf-8") as f:
         head = f.read().splitlines()[:3]
@@ -88,8 +87,8 @@ def test_training_records_its_environment_beside_the_config_and_in_its_checkpoin
 def test_testing_a_checkpoint_under_another_operator_is_refused_naming_key_and_both_values(tiny_data, stdd_run,
                                                                                             tmp_path):
     ckpt = cu.checkpoint_path(stdd_run, 0)
-    cfg = _cfg(tiny_data, str(tmp_path / "t"), **{"MODEL.TEMPORAL_MODELING_TYPE": "None",
-                                                  "TEST.CHECKPOINT_FILE_PATH": ckpt})
+    cfg = tiny_run_cfg(tiny_data, str(tmp_path / "t"), **{"MODEL.TEMPORAL_MODELING_TYPE": "None",
+                                                          "TEST.CHECKPOINT_FILE_PATH": ckpt})
     with pytest.raises(cu.CheckpointError) as e:
         run_test(cfg)
     msg = str(e.value)
@@ -98,14 +97,14 @@ def test_testing_a_checkpoint_under_another_operator_is_refused_naming_key_and_b
 
 
 def test_operator_settings_are_compared_when_the_operator_is_the_same(tiny_data, stdd_run, tmp_path):
-    cfg = _cfg(tiny_data, str(tmp_path / "t"), **{"MODEL.TEMPORAL_SCALE": [1], "DATA.NUM_FRAMES": 8})
+    cfg = tiny_run_cfg(tiny_data, str(tmp_path / "t"), **{"MODEL.TEMPORAL_SCALE": [1], "DATA.NUM_FRAMES": 8})
     with open(os.path.join(stdd_run, "config.yaml"), encoding="utf-8") as f:
         diffs = cu.model_key_mismatches(cfg, yaml.safe_load(f))
     assert diffs == [("DATA.NUM_FRAMES", 8, 4), ("MODEL.TEMPORAL_SCALE", [1], [1, 2])]
 
 
 def test_keys_that_differ_between_training_and_testing_are_not_compared(tiny_data, stdd_run, tmp_path):
-    cfg = _cfg(tiny_data, str(tmp_path / "t"), **{
+    cfg = tiny_run_cfg(tiny_data, str(tmp_path / "t"), **{
         "MODEL.NUM_CLASSES": 5, "TEST.NUM_ENSEMBLE_VIEWS": 4, "TEST.BATCH_SIZE": 8, "DATA.PATH_TO_DATA_DIR": "/x",
         "DATA.INDEX_LABEL_MAPPING_FILE": "/x/classes.json", "MODEL.KEEP_RAW_MODEL": True})
     with open(os.path.join(stdd_run, "config.yaml"), encoding="utf-8") as f:
@@ -113,7 +112,7 @@ def test_keys_that_differ_between_training_and_testing_are_not_compared(tiny_dat
 
 
 def test_auto_resume_refuses_a_run_of_another_operator(tiny_data, stdd_run):
-    cfg = _cfg(tiny_data, stdd_run, **{**ONE_EPOCH, "SOLVER.MAX_EPOCH": 2, "MODEL.TEMPORAL_MODELING_TYPE": "None"})
+    cfg = tiny_run_cfg(tiny_data, stdd_run, **{**ONE_EPOCH, "SOLVER.MAX_EPOCH": 2, "MODEL.TEMPORAL_MODELING_TYPE": "None"})
     with pytest.raises(cu.CheckpointError, match="MODEL.TEMPORAL_MODELING_TYPE"):
         train(cfg)
     assert not os.path.exists(cu.checkpoint_path(stdd_run, 1))
@@ -125,14 +124,14 @@ def test_checkpoint_without_stored_config_loads_with_a_warning(tiny_data, stdd_r
     del ckpt["cfg"]
     torch.save(ckpt, old)
     with caplog.at_level("WARNING"):
-        m = run_test(_cfg(tiny_data, str(tmp_path / "t"), **{"TEST.CHECKPOINT_FILE_PATH": old}))
+        m = run_test(tiny_run_cfg(tiny_data, str(tmp_path / "t"), **{"TEST.CHECKPOINT_FILE_PATH": old}))
     assert m["checkpoint"] == old and m["num_videos"] == 4
     assert "stores no config" in caplog.text
 
 
 def test_custom_load_file_is_tested_without_custom_load_true(tiny_data, stdd_run, tmp_path):
     ckpt = cu.checkpoint_path(stdd_run, 0)
-    m = run_test(_cfg(tiny_data, str(tmp_path / "t"), **{"TEST.CUSTOM_LOAD": False, "TEST.CUSTOM_LOAD_FILE": ckpt}))
+    m = run_test(tiny_run_cfg(tiny_data, str(tmp_path / "t"), **{"TEST.CUSTOM_LOAD": False, "TEST.CUSTOM_LOAD_FILE": ckpt}))
     assert m["checkpoint"] == ckpt
 
 
@@ -154,7 +153,7 @@ def test_averaged_and_patched_files_store_the_training_config(stdd_run, tmp_path
 def test_num_gpus_above_the_gpus_present_fails_before_any_process(tiny_data, tmp_path):
     out = tmp_path / "o"
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, RUN_NET, "--opts", *_opts(tiny_data, str(out), NUM_GPUS=2)],
+    r = subprocess.run([sys.executable, RUN_NET, "--opts", *tiny_run_opts(tiny_data, str(out), NUM_GPUS=2)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and time.perf_counter() - t0 < 60
     assert r.stderr.strip() == ("error: NUM_GPUS 2 but this machine has 0 GPUs visible; set NUM_GPUS 0 to run on "
@@ -187,8 +186,8 @@ def _broken_test_list(folder, n: int = 2) -> str:
 def test_a_test_with_no_readable_video_exits_nonzero_and_writes_no_nan(tiny_data, tmp_path):
     data = _broken_test_list(tmp_path / "data")
     out = tmp_path / "o"
-    opts = _opts(data, str(out), **{"TRAIN.ENABLE": False, "DATA.PATH_PREFIX": "",
-                                    "DATA.INDEX_LABEL_MAPPING_FILE": os.path.join(tiny_data, "index2cls.json")})
+    opts = tiny_run_opts(data, str(out), **{"TRAIN.ENABLE": False, "DATA.PATH_PREFIX": "",
+                                            "DATA.INDEX_LABEL_MAPPING_FILE": os.path.join(tiny_data, "index2cls.json")})
     msg = _run_net_main(["--opts", *opts])
     assert msg.startswith("error: the test evaluated no video: all 2 videos") and "\n" not in msg
     metrics = _no_nan_json(str(out / "test_metrics.json"))
@@ -202,7 +201,7 @@ def test_an_empty_test_list_stops_a_train_and_test_run_before_training(tiny_data
         (data / name).write_text(open(os.path.join(tiny_data, name)).read())
     (data / "test.csv").write_text("\n")
     out = tmp_path / "o"
-    msg = _run_net_main(["--opts", *_opts(str(data), str(out), **{"DATA.PATH_PREFIX": tiny_data})])
+    msg = _run_net_main(["--opts", *tiny_run_opts(str(data), str(out), **{"DATA.PATH_PREFIX": tiny_data})])
     assert msg == f"error: {data / 'test.csv'}: no videos listed"
     assert cu.list_checkpoints(str(out)) == []
 
@@ -210,7 +209,7 @@ def test_an_empty_test_list_stops_a_train_and_test_run_before_training(tiny_data
 def test_an_output_dir_under_a_regular_file_is_one_line(tiny_data, tmp_path):
     (tmp_path / "file").write_text("x")
     out = tmp_path / "file" / "run"
-    msg = _run_net_main(["--opts", *_opts(tiny_data, str(out))])
+    msg = _run_net_main(["--opts", *tiny_run_opts(tiny_data, str(out))])
     assert msg == f"error: OUTPUT_DIR {out} cannot be created: a regular file is in the way"
 
 
@@ -219,7 +218,7 @@ def test_an_unwritable_output_dir_is_refused_before_training(tiny_data, tmp_path
     out = tmp_path / "ro"
     out.mkdir()
     out.chmod(0o555)
-    msg = _run_net_main(["--opts", *_opts(tiny_data, str(out))])
+    msg = _run_net_main(["--opts", *tiny_run_opts(tiny_data, str(out))])
     assert msg.startswith(f"error: OUTPUT_DIR {out} is not writable")
 
 
@@ -237,6 +236,33 @@ def test_bad_config_values_are_one_line(key, value, expected, tmp_path):
     msg = _run_net_main(["--opts", "NUM_GPUS", "0", "OUTPUT_DIR", str(tmp_path / "o"), key, value])
     assert msg.startswith("error: ") and expected in msg and "\n" not in msg
     assert not (tmp_path / "o").exists()
+
+
+# A value a user can get wrong, and the key the one error line must name. NUM_GPUS asks for more GPUs than
+# any machine has (with batch sizes that divide over them), so the case holds with or without GPUs.
+BAD_VALUES = [
+    (["MODEL.NUM_CLASSES", "5"], "MODEL.NUM_CLASSES"),  # the class-index file has 2
+    (["NUM_GPUS", "1024", "TRAIN.BATCH_SIZE", "1024", "TEST.BATCH_SIZE", "1024"], "NUM_GPUS"),
+    (["MODEL.MODEL_NAME", "VideoNet"], "MODEL.MODEL_NAME"),
+    (["TRAIN.DATASET", "kinetcs"], "TRAIN.DATASET"),
+    (["DATA.ENSEMBLE_METHOD", "mean"], "DATA.ENSEMBLE_METHOD"),
+    (["MODEL.CUSTOM_CLIP.VISION_HEADS", "3"], "MODEL.CUSTOM_CLIP.VISION_HEADS"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad, key", BAD_VALUES, ids=[key for _, key in BAD_VALUES])
+def test_a_bad_config_value_stops_the_command_on_one_error_line_naming_the_key(tiny_data, tmp_path, bad, key):
+    out = tmp_path / "o"
+    data = ["DATA.PATH_TO_DATA_DIR", tiny_data, "DATA.PATH_PREFIX", tiny_data, "MODEL.NUM_CLASSES", "2",
+            "DATA.INDEX_LABEL_MAPPING_FILE", os.path.join(tiny_data, "index2cls.json"), "OUTPUT_DIR", str(out)]
+    r = subprocess.run([sys.executable, RUN_NET, "--cfg", TINY_YAML, "--opts", *data, *bad],
+                       capture_output=True, text=True, timeout=120)
+    printed = r.stdout + r.stderr
+    errors = [line for line in printed.splitlines() if line.startswith("error:")]
+    assert r.returncode != 0 and "Traceback" not in printed, printed
+    assert len(errors) == 1 and key in errors[0], printed
+    assert not out.exists()  # stopped before the run's folder was made, so before any model or process
 
 
 def test_a_base_file_that_includes_itself_is_one_line(tmp_path):
@@ -258,10 +284,10 @@ def test_top_k_must_be_positive():
 def test_every_training_video_broken_is_one_line(tiny_data, tmp_path):
     data = _broken_test_list(tmp_path / "data", n=4)
     os.replace(os.path.join(data, "test.csv"), os.path.join(data, "train.csv"))
-    opts = _opts(data, str(tmp_path / "o"), **{"TEST.ENABLE": False, "DATA.PATH_PREFIX": "",
-                                               "DATA_LOADER.NUM_RETRIES": 2,
-                                               "DATA.INDEX_LABEL_MAPPING_FILE": os.path.join(tiny_data,
-                                                                                             "index2cls.json")})
+    opts = tiny_run_opts(data, str(tmp_path / "o"), **{"TEST.ENABLE": False, "DATA.PATH_PREFIX": "",
+                                                       "DATA_LOADER.NUM_RETRIES": 2,
+                                                       "DATA.INDEX_LABEL_MAPPING_FILE": os.path.join(tiny_data,
+                                                                                                     "index2cls.json")})
     msg = _run_net_main(["--opts", *opts])
     assert msg.startswith(f"error: {os.path.join(data, 'train.csv')}: 3 videos in a row could not be decoded")
 
@@ -334,7 +360,7 @@ def test_zero_shot_writes_its_summary_when_a_split_has_no_readable_video(tiny_da
     root = _broken_test_list(tmp_path / "k400")
     with open(os.path.join(tiny_data, "index2cls.json")) as f:
         (tmp_path / "k400" / "index2cls.json").write_text(f.read())
-    cfg = _cfg(tiny_data, str(tmp_path / "unused"), **{"TRAIN.ENABLE": False, "DATA.PATH_PREFIX": ""})
+    cfg = tiny_run_cfg(tiny_data, str(tmp_path / "unused"), **{"TRAIN.ENABLE": False, "DATA.PATH_PREFIX": ""})
     out = tmp_path / "zs"
     summary = run_protocol(cfg, "k400", root, str(out), official_classes=False)
     assert summary["failed_splits"] == ["k400"]
@@ -349,7 +375,7 @@ def test_temporary_files_of_a_killed_checkpoint_save_are_removed_at_the_next_sta
     stray = os.path.join(cu.checkpoint_dir(out), ".checkpoint_epoch_00001.pyth.k2j4h5_x.tmp")
     with open(stray, "wb") as f:
         f.write(b"half a checkpoint")
-    train(_cfg(tiny_data, out, **ONE_EPOCH))
+    train(tiny_run_cfg(tiny_data, out, **ONE_EPOCH))
     assert sorted(os.listdir(cu.checkpoint_dir(out))) == ["checkpoint_epoch_00001.pyth"]
 
 
@@ -376,9 +402,9 @@ def _spawned_children(pid: int) -> list[int]:
 def test_a_killed_process_ends_a_multi_process_run_naming_rank_signal_and_checkpoint(tiny_data, tmp_path):
     out = str(tmp_path / "o")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
-    opts = _opts(tiny_data, out, **{"NUM_CPU_PROCS": 2, "SOLVER.MAX_EPOCH": 100, "TEST.ENABLE": False,
-                                    "TRAIN.EVAL_PERIOD": 100})
-    proc = subprocess.Popen([sys.executable, RUN_NET, "--init_method", f"tcp://127.0.0.1:{_free_port()}",
+    opts = tiny_run_opts(tiny_data, out, **{"NUM_CPU_PROCS": 2, "SOLVER.MAX_EPOCH": 100, "TEST.ENABLE": False,
+                                            "TRAIN.EVAL_PERIOD": 100})
+    proc = subprocess.Popen([sys.executable, RUN_NET, "--init_method", f"tcp://127.0.0.1:{free_port()}",
                              "--opts", *opts], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 180

@@ -24,7 +24,8 @@ from slowfast.utils import checkpoint as cu
 from slowfast.utils.checkpoint_files import list_checkpoints
 from slowfast.utils.distributed import cluster_task_place, launch_job
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 SUBMIT = os.path.join(ROOT, "tools", "submit.py")
 RECIPE = os.path.join(ROOT, "configs", "Kinetics", "STDD_vitb16_8x16_k400.yaml")  # NUM_GPUS 4
 EPOCHS = 4  # interrupted after epochs 1 and 2, the job still has work to lose

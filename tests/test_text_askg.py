@@ -20,6 +20,7 @@ from slowfast.text.schema import (
 )
 from slowfast.text.llm import LLMFatalError, RetryPolicy, Secret, redact, resolve_settings
 from slowfast.text.stages import read_class_index
+from helpers import ROOT
 
 GOOD = yaml.safe_load(llm_instructions.ASKG_EXAMPLE_ANSWER)
 
@@ -174,7 +175,7 @@ def test_each_cli_documents_every_flag_in_its_help(script):
 
     from slowfast.cli.text import askg_parser, features_parser, xprompt_parser
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = ROOT
     parser = {"ASKG_text_prompt.py": askg_parser, "extended_text_prompt.py": xprompt_parser,
               "text_prompts.py": features_parser}[script]()
     out = subprocess.run([sys.executable, os.path.join(root, "utils", script), "--help"],

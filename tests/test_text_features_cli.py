@@ -17,7 +17,8 @@ from slowfast.text.feature_file import check_text_features, load_text_features
 from slowfast.text.encode_prompts import build_prompt_table
 from slowfast.text.templates import default_templates_file, load_templates
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 CLASSES = ["abseiling", "Apply Eye Makeup", "yo-yo"]
 XPROMPTS = {
     "abseiling": {

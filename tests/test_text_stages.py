@@ -20,7 +20,7 @@ import yaml
 from fakes import CLASSES, FAST, FakeLLM, KEY, Reply, class_of, serve
 from slowfast.cli.text import askg_main, xprompt_main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
 
 
 

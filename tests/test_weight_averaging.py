@@ -21,7 +21,8 @@ from slowfast.averaging import (
 )
 from weight_average_tool import build_parser, main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 TOOL = os.path.join(ROOT, "weight_average_tool.py")
 ADAPTER_KEY = "model.visual.transformer.resblocks.0.message_fc.weight"
 

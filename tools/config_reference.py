@@ -17,6 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from slowfast.config import all_keys, get_cfg  # noqa: E402
+from slowfast.config.compatibility import ACCEPTED_FOR_COMPATIBILITY  # noqa: E402
 from slowfast.utils.atomic import atomic_write_text  # noqa: E402
 
 DEFAULTS = os.path.join(ROOT, "slowfast", "config", "defaults.py")
@@ -29,6 +30,10 @@ when it is out of date, so edit the comments there, not this page.
 
 Keys are set in YAML files (`--cfg`, repeatable, later files win) and on the command line
 (`--opts KEY VALUE ...`, applied last). Lists are written `"[1,2]"` (quote them in a shell).
+
+A key either changes what a run does or does not exist, with one exception: the keys marked *accepted for
+compatibility* are kept so that the original code's configs and command lines still parse, and change
+nothing (a run's log names each one set to a value other than its default).
 """
 
 
@@ -62,6 +67,8 @@ def reference_markdown() -> str:
             value = value[part]
         shown = repr(value).replace("|", "\\|")
         doc = docs.get(key, "").replace("|", "\\|")
+        if key in ACCEPTED_FOR_COMPATIBILITY:
+            doc = f"*Accepted for compatibility; changes nothing.* {doc}"
         rows.append(f"| `{key}` | `{shown}` | {doc} |")
     return "\n".join(rows)
 

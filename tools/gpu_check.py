@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from slowfast.benchmarks.gpu import main  # noqa: E402
+from slowfast.benchmarks.gpu import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

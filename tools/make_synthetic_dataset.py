@@ -17,12 +17,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from slowfast.datasets.synthetic import (  # noqa: E402
+from slowfast.datasets.synthetic import (
     SyntheticSpec,
     make_kinetics_like,
     make_synthetic_dataset,
 )
-from slowfast.utils.atomic import atomic_write_text  # noqa: E402
+from slowfast.utils.atomic import atomic_write_text
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -6,8 +6,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from slowfast.cli.zero_shot import *  # noqa: E402,F401,F403
-from slowfast.cli.zero_shot import main  # noqa: E402
+from slowfast.cli.zero_shot import *  # noqa: F403
+from slowfast.cli.zero_shot import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

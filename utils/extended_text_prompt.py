@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from slowfast.cli.text import xprompt_main as main  # noqa: E402
+from slowfast.cli.text import xprompt_main as main
 
 if __name__ == "__main__":
     sys.exit(main())

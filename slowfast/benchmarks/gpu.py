@@ -264,7 +264,7 @@ def measure_case(ctx: Ctx, args: argparse.Namespace, sd: dict, op_type: Optional
             with counter:
                 case.train_step()
             flops = float(counter.get_total_flops())
-        except Exception:  # noqa: BLE001 - a counting failure must not lose the timings
+        except Exception:  # a counting failure must not lose the timings
             flops = float("nan")
     peak = peak_tflops(args, dev)
     del case
@@ -548,7 +548,7 @@ def run_part(ctx: Ctx, name: str, cap: float, log) -> None:
             PART_FUNCS[name](ctx)
     except PartTimeout as e:
         status = f"timed out ({e})"
-    except Exception as e:  # noqa: BLE001 - one failing part must not stop the others
+    except Exception as e:  # one failing part must not stop the others
         status = "failed: " + " ".join(f"{type(e).__name__}: {e}".split())[:200]
         traceback.print_exc(file=log)
     seconds = time.perf_counter() - t0

@@ -8,6 +8,12 @@ from collections.abc import Sequence
 
 import torch
 
+from slowfast.errors import UserError
+
+
+class TextTooLongError(UserError, ValueError):
+    """A text (a class name in its prompt, an extended prompt) longer than the text tower's context."""
+
 
 @lru_cache(maxsize=1)
 def _tokenizer():
@@ -19,7 +25,7 @@ def _tokenizer():
 def tokenize(texts: Union[str, Sequence[str]], context_length: int = 77, truncate: bool = False) -> torch.Tensor:
     """Token ids `[N, context_length]` (start, BPE tokens, end, zero padding), like OpenAI's `clip.tokenize`.
 
-    Text longer than the context raises a ValueError naming it, unless `truncate` (which keeps the
+    Text longer than the context raises a `TextTooLongError` naming it, unless `truncate` (which keeps the
     end-of-text token last).
     """
     if isinstance(texts, str):
@@ -31,7 +37,7 @@ def tokenize(texts: Union[str, Sequence[str]], context_length: int = 77, truncat
         ids = [sot] + tok.encode(text) + [eot]
         if len(ids) > context_length:
             if not truncate:
-                raise ValueError(f"text is {len(ids)} tokens, longer than the context length {context_length}: {text!r}")
+                raise TextTooLongError(f"text is {len(ids)} tokens, longer than the context length {context_length}: {text!r}")
             ids = ids[:context_length]
             ids[-1] = eot
         out[i, : len(ids)] = torch.tensor(ids)

@@ -100,7 +100,7 @@ def new_clip(model_cfg: Mapping[str, Any]) -> nn.Module:
     return _clip_class()(**{k: v for k, v in cfg.items() if k in allowed})
 
 
-def CLIP(config: CLIPConfig) -> nn.Module:  # noqa: N802 -- kept as the constructor name callers use
+def CLIP(config: CLIPConfig) -> nn.Module:  # capitalised: the constructor name callers use
     """An open_clip CLIP of `config`'s sizes (random init, OpenAI key layout), with `config` attached."""
     model = new_clip(config.open_clip_config())
     model.config = config

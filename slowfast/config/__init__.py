@@ -202,6 +202,8 @@ def _assert_choices(cfg: CfgNode) -> None:
     _choice("MODEL.LOSS_FUNC", cfg.MODEL.LOSS_FUNC, choices.LOSSES)
     _choice("MODEL.STCROSS_MLP_INPUT", cfg.MODEL.STCROSS_MLP_INPUT, choices.STCROSS_MLP_INPUTS)
     _choice("DATA.DECODING_BACKEND", cfg.DATA.DECODING_BACKEND, ("pyav",))
+    _choice("TRAIN.DATASET", cfg.TRAIN.DATASET.lower(), choices.DATASET_NAMES)
+    _choice("TEST.DATASET", cfg.TEST.DATASET.lower(), choices.DATASET_NAMES)
     _choice("DATA.ENSEMBLE_METHOD", cfg.DATA.ENSEMBLE_METHOD, choices.ENSEMBLE_METHODS)
     _choice("TRAIN.MIXED_PRECISION_DTYPE", cfg.TRAIN.MIXED_PRECISION_DTYPE, choices.MIXED_PRECISION_DTYPES)
     _choice("SOLVER.OPTIMIZING_METHOD", cfg.SOLVER.OPTIMIZING_METHOD, ("adamw", "sgd"))
@@ -224,6 +226,27 @@ def _assert_model(cfg: CfgNode) -> None:
     scales = list(cfg.MODEL.TEMPORAL_SCALE)
     if not scales or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in scales):
         raise ConfigError(f"MODEL.TEMPORAL_SCALE must be a non-empty list of positive ints, got {scales}")
+    if cfg.MODEL.ARCH == choices.CUSTOM_ARCH:
+        _assert_custom_clip(cfg.MODEL.CUSTOM_CLIP)
+
+
+def _assert_custom_clip(c: CfgNode) -> None:
+    """The sizes of the random-init CLIP: checked here, where the message can name the key (the towers
+    would stop with a bare assertion or a division by zero)."""
+    for name in ("EMBED_DIM", "IMAGE_RESOLUTION", "VISION_PATCH", "VISION_WIDTH", "VISION_LAYERS", "VISION_HEADS",
+                 "TEXT_WIDTH", "TEXT_LAYERS", "TEXT_HEADS"):
+        if c[name] < 1:
+            raise ConfigError(f"config key MODEL.CUSTOM_CLIP.{name} must be >= 1, got {c[name]}")
+    for width, heads in (("VISION_WIDTH", "VISION_HEADS"), ("TEXT_WIDTH", "TEXT_HEADS")):
+        if c[width] % c[heads]:
+            raise ConfigError(f"config key MODEL.CUSTOM_CLIP.{width} ({c[width]}) must be divisible by "
+                              f"MODEL.CUSTOM_CLIP.{heads} ({c[heads]})")
+    if c.IMAGE_RESOLUTION % c.VISION_PATCH:
+        raise ConfigError(f"config key MODEL.CUSTOM_CLIP.IMAGE_RESOLUTION ({c.IMAGE_RESOLUTION}) must be a multiple of "
+                          f"MODEL.CUSTOM_CLIP.VISION_PATCH ({c.VISION_PATCH})")
+    if c.VOCAB_SIZE < choices.CLIP_VOCAB_SIZE:
+        raise ConfigError(f"config key MODEL.CUSTOM_CLIP.VOCAB_SIZE must be >= {choices.CLIP_VOCAB_SIZE} (the "
+                          f"tokenizer's vocabulary), got {c.VOCAB_SIZE}")
 
 
 def _assert_data(cfg: CfgNode) -> None:
@@ -240,7 +263,7 @@ def _assert_data(cfg: CfgNode) -> None:
 # Numeric keys with a lower bound; a value outside it would fail late (a division by zero, an empty
 # loop, a NaN loss) with a traceback, or silently do nothing.
 _AT_LEAST: tuple[tuple[str, float], ...] = (
-    ("TEST.NUM_ENSEMBLE_VIEWS", 1), ("DATA.NUM_FRAMES", 1), ("DATA.SAMPLING_RATE", 1),
+    ("TEST.NUM_ENSEMBLE_VIEWS", 1), ("DATA.NUM_FRAMES", 1), ("DATA.SAMPLING_RATE", 1), ("DATA.TARGET_FPS", 1),
     ("DATA_LOADER.NUM_RETRIES", 0), ("DATA_LOADER.NUM_WORKERS", 0), ("SOLVER.MAX_EPOCH", 1),
     ("TRAIN.BATCH_SIZE", 1), ("TEST.BATCH_SIZE", 1),
 )

@@ -21,6 +21,10 @@ CUSTOM_ARCH = "custom"
 ARCHS = (*ARCH_TO_OPENAI_NAME, CUSTOM_ARCH)
 LOSSES = ("cross_entropy", "soft_cross_entropy")
 ENSEMBLE_METHODS = ("sum", "max")
+# Names of TRAIN.DATASET / TEST.DATASET; every one reads the same CSV list format.
+DATASET_NAMES = ("kinetics", "ucf101", "hmdb51", "k600", "synthetic")
+# MODEL.CUSTOM_CLIP.VOCAB_SIZE must hold every id of CLIP's BPE tokenizer (open_clip's SimpleTokenizer).
+CLIP_VOCAB_SIZE = 49408
 # Autocast dtype of TRAIN.MIXED_PRECISION: auto = bf16 where the device supports it, else fp16 with a scaler.
 MIXED_PRECISION_DTYPES = ("auto", "float16", "bfloat16")
 

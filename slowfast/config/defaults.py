@@ -1,9 +1,11 @@
 """The whole configuration tree, every key documented where it is defined.
 
 `get_cfg()` returns a fresh copy of the defaults. YAML files and `--opts` are merged through
-`slowfast.config.merge` which refuses unknown keys (naming the closest valid ones) and wrong types
+`slowfast.config` which refuses unknown keys (naming the closest valid ones) and wrong types
 (naming the key, the expected type and the given one). A key either changes behaviour or does not
-exist: PySlowFast's AVA, multigrid, MoE and detection options are deliberately absent.
+exist: PySlowFast's AVA, multigrid, MoE and detection options are deliberately absent. The few keys kept
+only so that the original code's configs and command lines still parse are listed in
+`slowfast/config/compatibility.py` (accepted, logged when set, marked in the reference).
 
 The comment on the line above a key (or at its end) is its documentation; `tools/config_reference.py`
 turns these comments into docs/config_reference.md.
@@ -43,7 +45,8 @@ _C.DIST_BACKEND = "nccl"
 _C.TRAIN = CfgNode()
 # Run training.
 _C.TRAIN.ENABLE = True
-# Dataset name for training: kinetics, ucf101, hmdb51, k600 or synthetic (all read the same CSV format).
+# Name of the training dataset: kinetics, ucf101, hmdb51, k600 or synthetic (others are refused). Every name
+# reads the same CSV list format, so the name only tells the reader which dataset a config is about.
 _C.TRAIN.DATASET = "kinetics"
 # Global batch size, split evenly over all processes of all machines; also the validation batch size.
 _C.TRAIN.BATCH_SIZE = 64
@@ -82,7 +85,7 @@ _C.TRAIN.CUSTOM_LOAD_FILE = ""
 _C.TEST = CfgNode()
 # Run the multi-view test (after training when TRAIN.ENABLE).
 _C.TEST.ENABLE = True
-# Dataset name for testing (see TRAIN.DATASET).
+# Name of the test dataset (see TRAIN.DATASET).
 _C.TEST.DATASET = "kinetics"
 # Global test batch size (clips, not videos).
 _C.TEST.BATCH_SIZE = 8
@@ -136,7 +139,7 @@ _C.DATA.TARGET_FPS = 30
 # end, the window placed from the stream's timestamps as the original did; Matroska/WebM decoded whole and
 # offset-sampled (docs/differences.md).
 _C.DATA.ORIGINAL_SAMPLING = False
-# Video decoder; only "pyav" is supported.
+# Video decoder: only "pyav" is accepted (the frames are decoded by PyAV).
 _C.DATA.DECODING_BACKEND = "pyav"
 # Short-side range [min, max] of the random training resize; test uses TEST_CROP_SIZE.
 _C.DATA.TRAIN_JITTER_SCALES = [256, 320]
@@ -148,8 +151,6 @@ _C.DATA.TEST_CROP_SIZE = 256
 _C.DATA.MEAN = [0.45, 0.45, 0.45]
 # Per-channel std (RGB, 0..1) for normalisation.
 _C.DATA.STD = [0.225, 0.225, 0.225]
-# Input channels per pathway (one pathway of RGB for CLIP).
-_C.DATA.INPUT_CHANNEL_NUM = [3]
 # Random horizontal flip in training.
 _C.DATA.RANDOM_FLIP = True
 # How test views are combined per video: "sum" of logits or element-wise "max".
@@ -180,7 +181,7 @@ _C.DATA_LOADER.NUM_RETRIES = 10
 _C.AUG = CfgNode()
 # RandAugment / random erasing: not supported (STDD trains without); True is refused.
 _C.AUG.ENABLE = False
-# Copies of each training video per iteration; only 1 is supported.
+# Copies of each training video per iteration; only 1 is supported (others are refused).
 _C.AUG.NUM_SAMPLE = 1
 _C.MIXUP = CfgNode()
 # Mixup / CutMix: not supported (STDD trains without); True is refused.
@@ -218,10 +219,10 @@ _C.SOLVER.CLIP_GRAD_L2NORM = None
 _C.SOLVER.BETAS = (0.9, 0.999)
 # SGD momentum (unused by AdamW).
 _C.SOLVER.MOMENTUM = 0.9
-# Accepted for the original command line; it changes nothing. In PySlowFast TRAIN.BATCH_SIZE is per
-# machine, so NUM_SHARDS machines train with NUM_SHARDS times the batch and this key scaled the learning
-# rates to match. Here TRAIN.BATCH_SIZE is the global batch (split over all processes of all machines),
-# so the batch and the learning rates are the same on 1 or N machines and no scaling applies.
+# In PySlowFast TRAIN.BATCH_SIZE is per machine, so NUM_SHARDS machines train with NUM_SHARDS times the
+# batch and this key scaled the learning rates to match. Here TRAIN.BATCH_SIZE is the global batch (split
+# over all processes of all machines), so the batch and the learning rates are the same on 1 or N machines
+# and no scaling applies.
 _C.SOLVER.BASE_LR_SCALE_NUM_SHARDS = False
 
 # ---------------------------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ _EXPORTS = {
     "load_clip": "clips",
     "VideoDecodeError": "decoder",
     "read_clip": "decoder",
-    "DATASET_NAMES": "loader",
     "ContiguousSplitSampler": "loader",
     "build_dataset": "loader",
     "build_sampler": "loader",

@@ -32,6 +32,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from slowfast.errors import UserError
 from slowfast.utils.atomic import atomic_path, atomic_write_text
 from slowfast.utils.class_index import write_class_names
 
@@ -39,6 +40,7 @@ __all__ = [
     "CLASSES",
     "ZERO_SHOT_CLASSES",
     "SyntheticSpec",
+    "SyntheticSpecError",
     "write_video",
     "render_clip",
     "sample_clip_params",
@@ -63,6 +65,10 @@ _CLASS_MOTION = {
 }
 
 _SPLIT_CODES = {"train": 0, "val": 1, "test": 2, "zero_shot": 3}
+
+
+class SyntheticSpecError(UserError, ValueError):
+    """Sizes the synthetic dataset cannot be written with (e.g. an odd frame size, which H.264 refuses)."""
 
 
 @dataclass(frozen=True)
@@ -222,7 +228,7 @@ def make_synthetic_dataset(out: str, spec: SyntheticSpec = SyntheticSpec(), work
     `workers` > 1 encodes in that many processes; the files are the same either way.
     """
     if spec.size % 2:
-        raise ValueError(f"size must be even for H.264 (yuv420p), got {spec.size}")
+        raise SyntheticSpecError(f"size must be even for H.264 (yuv420p), got {spec.size}")
     plan = [
         ("train", CLASSES, spec.train_per_class, "train.csv"),
         ("val", CLASSES, spec.val_per_class, "val.csv"),

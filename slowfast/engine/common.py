@@ -13,10 +13,12 @@ import numpy as np
 import torch
 from yacs.config import CfgNode
 
+from slowfast.config import compatibility
 from slowfast.config.choices import MIXED_PRECISION_DTYPES
 from slowfast.datasets.video_list import read_video_csv
 from slowfast.datasets.loader import dataset_csv_path
 from slowfast.errors import UserError
+from slowfast.models import check_model_config
 from slowfast.utils import checkpoint as cu
 from slowfast.utils import distributed as du
 from slowfast.utils import env as envu
@@ -89,11 +91,14 @@ def prepare_output_dir(cfg: CfgNode, training: bool, env_info: Optional[dict[str
 
 def start_run(cfg: CfgNode, training: bool) -> None:
     """The start of every training and test run (and so of the zero-shot, base-to-novel and demo runs made
-    of them): `prepare_output_dir`, then the log, whose first lines name the commit, torch/CUDA and the GPUs."""
+    of them): `prepare_output_dir`, then the log, whose first lines name the commit, torch/CUDA and the GPUs,
+    then (at the run's first start: training, or a test-only run) each key set that changes nothing."""
     info = envu.collect_env(seed=cfg.RNG_SEED) if du.is_master() else None
     prepare_output_dir(cfg, training, info)
     lu.setup_logging(cfg.OUTPUT_DIR, du.is_master())
     for line in envu.summary_lines(info) if info else []:
+        logger.info("%s", line)
+    for line in compatibility.notes(cfg) if training or not cfg.TRAIN.ENABLE else []:
         logger.info("%s", line)
 
 
@@ -107,6 +112,7 @@ def preflight(cfg: CfgNode) -> None:
     """Checks that need the machine or the files rather than the config alone, done once in the
     launching process before any process is spawned or model built (each fails with one line)."""
     du.check_devices(cfg)
+    check_model_config(cfg)
     prepare_output_dir(cfg, training=cfg.TRAIN.ENABLE)
 
 

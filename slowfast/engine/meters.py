@@ -16,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from slowfast.config import ConfigError
 from slowfast.config.choices import ENSEMBLE_METHODS
 from slowfast.errors import UserError
 from slowfast.utils import distributed as du
@@ -80,7 +81,7 @@ class VideoResults:
 def aggregate_views(parts: Iterable[dict[str, torch.Tensor]], method: str = "sum") -> VideoResults:
     """Combine the view records of all processes into per-video logits ("sum" of logits or element-wise "max")."""
     if method not in ENSEMBLE_METHODS:
-        raise ValueError(f"unknown ensemble method {method!r} (DATA.ENSEMBLE_METHOD: sum or max)")
+        raise ConfigError(f"unknown ensemble method {method!r} (DATA.ENSEMBLE_METHOD: sum or max)")
     parts = [p for p in parts if p["logits"].numel()]
     if not parts:
         return VideoResults(torch.zeros(0, dtype=torch.long), torch.zeros(0, 0), torch.zeros(0, dtype=torch.long),

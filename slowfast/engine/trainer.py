@@ -249,9 +249,6 @@ def _log_model(cfg: CfgNode, model: nn.Module, optimizer: torch.optim.Optimizer)
     logger.info("model: %.2f M parameters, %.2f M trainable", total / 1e6, trainable / 1e6)
     for g in optimizer.param_groups:
         logger.info("optimizer group %s: %d tensors, weight decay %g", g.get("name"), len(g["params"]), g["weight_decay"])
-    if cfg.SOLVER.BASE_LR_SCALE_NUM_SHARDS and cfg.NUM_SHARDS > 1:
-        logger.info("SOLVER.BASE_LR_SCALE_NUM_SHARDS changes nothing: TRAIN.BATCH_SIZE is the global batch, so the "
-                    "learning rates are those of a one-machine run")
 
 
 def _setup(cfg: CfgNode) -> tuple[TrainParts, int, Optional[str]]:

@@ -13,6 +13,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from slowfast.config import ConfigError
 from slowfast.config.choices import (ARCH_TO_OPEN_CLIP, CUSTOM_ARCH, OPENAI_TAG, OPERATOR_FIELDS, TEMPORAL_TYPES,
                                      normalize_temporal_type)
 from slowfast.clip import CLIPWeightsError, custom_clip_config, random_clip_state_dict, read_state_dict
@@ -43,7 +44,7 @@ def model_device(cfg) -> torch.device:
     if cfg.NUM_GPUS == 0:
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise RuntimeError(f"NUM_GPUS is {cfg.NUM_GPUS} but CUDA is not available; use NUM_GPUS 0 for the CPU")
+        raise ConfigError(f"NUM_GPUS is {cfg.NUM_GPUS} but CUDA is not available; use NUM_GPUS 0 for the CPU")
     rank = os.environ.get("LOCAL_RANK")
     return torch.device("cuda", int(rank) if rank is not None else torch.cuda.current_device())
 
@@ -108,12 +109,7 @@ def build_temporal_clip_video(cfg, class_names: Optional[Sequence[str]] = None) 
     given: the classifier's classes instead of DATA.INDEX_LABEL_MAPPING_FILE's (no feature file)."""
     if class_names is not None:
         return _with_classes(cfg, list(class_names))
-    class_names = read_class_names(cfg.DATA.INDEX_LABEL_MAPPING_FILE)
-    if cfg.MODEL.NUM_CLASSES != len(class_names):
-        raise ValueError(
-            f"MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES} but {cfg.DATA.INDEX_LABEL_MAPPING_FILE} has "
-            f"{len(class_names)} classes; set MODEL.NUM_CLASSES {len(class_names)}"
-        )
+    class_names = class_names_from_cfg(cfg)
     clip = clip_weights_from_cfg(cfg)
     features = None
     if cfg.DATA.TEXT_AUG:
@@ -142,18 +138,41 @@ def _with_classes(cfg, class_names: list[str]) -> TemporalClipVideo:
     return model
 
 
+def class_names_from_cfg(cfg) -> list[str]:
+    """The classes of DATA.INDEX_LABEL_MAPPING_FILE, which must be MODEL.NUM_CLASSES many."""
+    class_names = read_class_names(cfg.DATA.INDEX_LABEL_MAPPING_FILE)
+    if cfg.MODEL.NUM_CLASSES != len(class_names):
+        raise ConfigError(
+            f"MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES} but {cfg.DATA.INDEX_LABEL_MAPPING_FILE} has "
+            f"{len(class_names)} classes; set MODEL.NUM_CLASSES {len(class_names)}"
+        )
+    return class_names
+
+
+def _builder(cfg) -> Callable[..., nn.Module]:
+    name = cfg.MODEL.MODEL_NAME
+    if name not in MODEL_REGISTRY:
+        raise ConfigError(f"MODEL.MODEL_NAME {name!r} is not a registered model; known: {', '.join(sorted(MODEL_REGISTRY))}")
+    return MODEL_REGISTRY[name]
+
+
+def check_model_config(cfg) -> None:
+    """What `build_model` would refuse in the config and its class-index file, checked without building
+    anything: MODEL.MODEL_NAME and, when DATA.INDEX_LABEL_MAPPING_FILE is set, MODEL.NUM_CLASSES against it."""
+    _builder(cfg)
+    if cfg.DATA.INDEX_LABEL_MAPPING_FILE:
+        class_names_from_cfg(cfg)
+
+
 def build_model(cfg, class_names: Optional[Sequence[str]] = None) -> nn.Module:
     """The model named by MODEL.MODEL_NAME, on its device (not DDP-wrapped). `class_names`: classify
     these classes (templates) instead of DATA.INDEX_LABEL_MAPPING_FILE's, e.g. your own class list."""
-    name = cfg.MODEL.MODEL_NAME
-    if name not in MODEL_REGISTRY:
-        raise KeyError(f"MODEL.MODEL_NAME {name!r} is not registered; known: {', '.join(sorted(MODEL_REGISTRY))}")
-    builder = MODEL_REGISTRY[name]
+    builder = _builder(cfg)
     return builder(cfg) if class_names is None else builder(cfg, class_names=class_names)
 
 
 __all__ = [
-    "MODEL_REGISTRY", "register_model", "build_model", "model_device", "clip_weights_from_cfg", "open_clip_name",
+    "MODEL_REGISTRY", "register_model", "build_model", "check_model_config", "class_names_from_cfg", "model_device", "clip_weights_from_cfg", "open_clip_name",
     "temporal_op_config", "teacher_config", "TemporalClipVideo", "ClipSource", "TeacherConfig", "TemporalOpConfig",
     "TemporalOpError", "TEMPORAL_TYPES",
     "TEMPLATES", "ClassIndexError", "read_class_names",

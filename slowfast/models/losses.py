@@ -7,6 +7,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from slowfast.config import ConfigError
+
 __all__ = ["soft_cross_entropy", "cross_entropy", "get_loss_func", "LOSSES"]
 
 
@@ -37,5 +39,5 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 
 def get_loss_func(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r} (MODEL.LOSS_FUNC: {', '.join(LOSSES)})")
+        raise ConfigError(f"unknown loss {name!r} (MODEL.LOSS_FUNC: {', '.join(LOSSES)})")
     return LOSSES[name]

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 import torch
 import torch.nn as nn
 
+from slowfast.config import ConfigError
+
 __all__ = ["param_groups", "build_optimizer", "construct_optimizer"]
 
 
@@ -60,7 +62,7 @@ def build_optimizer(
         return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps)
     if method == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum)
-    raise ValueError(f"unknown optimizer {method!r} (SOLVER.OPTIMIZING_METHOD: adamw or sgd)")
+    raise ConfigError(f"unknown optimizer {method!r} (SOLVER.OPTIMIZING_METHOD: adamw or sgd)")
 
 
 def construct_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:

@@ -192,7 +192,7 @@ def load_yaml_file(path: str) -> Any:
     """`yaml.safe_load` of a file, refusing duplicate keys; errors name the file and line."""
     try:
         with open(path, encoding="utf-8") as f:
-            return yaml.load(f, Loader=_UniqueKeySafeLoader)  # noqa: S506 - a safe loader (SafeLoader subclass)
+            return yaml.load(f, Loader=_UniqueKeySafeLoader)  # a safe loader (a SafeLoader subclass)
     except SchemaError as e:
         raise SchemaError(f"{path}: {e}") from None
     except yaml.YAMLError as e:

@@ -200,7 +200,7 @@ def run_parallel(
                 return
             try:
                 done.put((job, fn(job), None))
-            except BaseException as e:  # noqa: BLE001 - handed to the caller
+            except BaseException as e:  # handed to the caller
                 done.put((job, None, e))
 
     threads = [threading.Thread(target=worker, daemon=True, name=f"llm-worker-{i}")

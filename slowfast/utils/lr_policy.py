@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from slowfast.config import ConfigError
+
 __all__ = ["LRSchedule", "lr_at_epoch", "schedule_from_cfg", "get_lr_at_epoch", "set_lr"]
 
 
@@ -32,7 +34,7 @@ def _policy_lr(s: LRSchedule, epoch: float) -> float:
     if s.policy == "constant":
         return s.base_lr
     if s.policy != "cosine":
-        raise ValueError(f"unknown learning-rate policy {s.policy!r} (SOLVER.LR_POLICY: cosine or constant)")
+        raise ConfigError(f"unknown learning-rate policy {s.policy!r} (SOLVER.LR_POLICY: cosine or constant)")
     offset = s.warmup_epochs if s.cosine_after_warmup else 0.0
     span = s.max_epoch - offset
     t = epoch - offset
