@@ -17,6 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from slowfast.errors import cli_main
 from slowfast.datasets.synthetic import (
     SyntheticSpec,
     make_kinetics_like,
@@ -47,6 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@cli_main()
 def main(argv=None) -> int:
     args = parse_args(argv)
     start = time.time()

@@ -22,6 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from slowfast.errors import cli_main
 from slowfast.utils.atomic import atomic_savefig, atomic_write_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -112,6 +113,7 @@ def _report_md(rep: dict) -> str:
     return "\n".join(lines)
 
 
+@cli_main("interrupted: run the demo again")
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
@@ -119,40 +121,36 @@ def main(argv=None) -> int:
     torch.set_num_threads(os.cpu_count() or 1)
     from slowfast.benchmarks import environment_line
     from slowfast.engine import test, train
-    from slowfast.errors import UserError
 
     start = time.time()
     out = args.out
     data = args.data or os.path.join(out, "dataset")
     os.makedirs(out, exist_ok=True)
-    try:
-        if not _data_ready(data):
-            from slowfast.datasets.synthetic import SyntheticSpec, make_synthetic_dataset
+    if not _data_ready(data):
+        from slowfast.datasets.synthetic import SyntheticSpec, make_synthetic_dataset
 
-            print(f"generating the synthetic dataset in {data} ...", flush=True)
-            make_synthetic_dataset(data, SyntheticSpec(), workers=min(4, os.cpu_count() or 1))
-        rep: dict = {}
-        curves: dict = {}
-        labels: dict = {}
-        for name, label, cfg_file in RUNS:
-            run_dir = os.path.join(out, name)
-            if os.path.isdir(run_dir):
-                shutil.rmtree(run_dir)
-            cfg = _config(cfg_file, run_dir, data, args.opts)
-            print(f"== {label}: training {cfg.SOLVER.MAX_EPOCH} epochs ({cfg_file}) ==", flush=True)
-            t0 = time.time()
-            hist = train(cfg)
-            train_s = time.time() - t0
-            metrics = test(cfg)
-            curves[name], labels[name] = hist["epochs"], label
-            rep[name] = {"label": label, "config": cfg_file, "output_dir": run_dir, "train_seconds": train_s,
-                         "test_seconds": metrics["seconds"], "top1_acc": metrics["top1_acc"],
-                         "top5_acc": metrics["top5_acc"], "mean_class_acc": metrics["mean_class_acc"],
-                         "num_videos": metrics["num_videos"], "epochs": hist["epochs"]}
-            rep["views"] = metrics["views"]
-            num_classes = cfg.MODEL.NUM_CLASSES
-    except UserError as e:
-        raise SystemExit(f"error: {' '.join(str(e).split())}") from None
+        print(f"generating the synthetic dataset in {data} ...", flush=True)
+        make_synthetic_dataset(data, SyntheticSpec(), workers=min(4, os.cpu_count() or 1))
+    rep: dict = {}
+    curves: dict = {}
+    labels: dict = {}
+    for name, label, cfg_file in RUNS:
+        run_dir = os.path.join(out, name)
+        if os.path.isdir(run_dir):
+            shutil.rmtree(run_dir)
+        cfg = _config(cfg_file, run_dir, data, args.opts)
+        print(f"== {label}: training {cfg.SOLVER.MAX_EPOCH} epochs ({cfg_file}) ==", flush=True)
+        t0 = time.time()
+        hist = train(cfg)
+        train_s = time.time() - t0
+        metrics = test(cfg)
+        curves[name], labels[name] = hist["epochs"], label
+        rep[name] = {"label": label, "config": cfg_file, "output_dir": run_dir, "train_seconds": train_s,
+                     "test_seconds": metrics["seconds"], "top1_acc": metrics["top1_acc"],
+                     "top5_acc": metrics["top5_acc"], "mean_class_acc": metrics["mean_class_acc"],
+                     "num_videos": metrics["num_videos"], "epochs": hist["epochs"]}
+        rep["views"] = metrics["views"]
+        num_classes = cfg.MODEL.NUM_CLASSES
     rep["stdd_top1"] = rep["stdd"]["top1_acc"]
     rep["baseline_top1"] = rep["baseline"]["top1_acc"]
     rep["chance_top1"] = 100.0 / num_classes
