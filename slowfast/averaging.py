@@ -37,14 +37,14 @@ import logging
 import math
 import os
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
-from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from slowfast.errors import UserError
 from slowfast.clip import read_state_dict
+from slowfast.errors import UserError
 from slowfast.utils import env as envu
 from slowfast.utils.atomic import atomic_torch_save, is_temp_of
 

@@ -8,8 +8,8 @@ import os
 
 import pytest
 import torch
-
 from helpers import write_tiny_data
+
 from slowfast.clip import custom_clip_config, random_clip_state_dict
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))

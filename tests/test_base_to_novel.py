@@ -10,12 +10,11 @@ import av
 import numpy as np
 import pytest
 import yaml
-
-from slowfast.datasets.synthetic import CLASSES, ZERO_SHOT_CLASSES, SyntheticSpec, make_synthetic_dataset
-from slowfast.cli import base_to_novel as b2n_tool
-from slowfast.engine import base_to_novel_protocol as b2n
-
 from helpers import ROOT
+
+from slowfast.cli import base_to_novel as b2n_tool
+from slowfast.datasets.synthetic import CLASSES, ZERO_SHOT_CLASSES, SyntheticSpec, make_synthetic_dataset
+from slowfast.engine import base_to_novel_protocol as b2n
 
 # (base classes, novel classes, videos per training seed, seeds, base test videos, novel test videos)
 SHIPPED_COUNTS = {

@@ -4,7 +4,6 @@ import os
 
 import pytest
 import torch
-
 from archives import clip_module_tree
 
 from slowfast.clip import (
@@ -20,7 +19,8 @@ from slowfast.clip import (
 )
 
 open_clip = pytest.importorskip("open_clip")
-from open_clip.model import CLIP as OpenClipCLIP, CLIPTextCfg, CLIPVisionCfg  # noqa: E402
+from open_clip.model import CLIP as OpenClipCLIP  # noqa: E402
+from open_clip.model import CLIPTextCfg, CLIPVisionCfg  # noqa: E402
 
 # Two sizes: a square-friendly one, and one with an odd 3x3 grid from 14-px patches, a single text head
 # and a short text context (77 is not assumed anywhere).

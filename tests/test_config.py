@@ -5,24 +5,23 @@ import re
 
 import pytest
 import yaml
+from helpers import ROOT
+from paper_command import PAPER_OPTS
 
 from slowfast.config import (
     ConfigError,
     all_keys,
     assert_and_infer_cfg,
+    compatibility,
     get_cfg,
     merge_from_file,
     merge_from_list,
     num_processes,
 )
-from paper_command import PAPER_OPTS
-from slowfast.config import compatibility
 from slowfast.config.compatibility import ACCEPTED_FOR_COMPATIBILITY
 from slowfast.config.parser import load_config, parse_args
 from slowfast.errors import UserError
 from slowfast.utils.lr_policy import lr_at_epoch, schedule_from_cfg
-
-from helpers import ROOT
 
 PAPER_YAML = os.path.join(ROOT, "configs", "Kinetics", "TemporalCLIP_vitb16_8x16_STAdapter.yaml")
 

@@ -2,7 +2,6 @@
 distributed sampler, on files made here."""
 
 import inspect
-
 import json
 import logging
 import os
@@ -11,6 +10,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from helpers import config_from
 
 from slowfast.config import get_cfg
 from slowfast.datasets import (
@@ -30,7 +30,6 @@ from slowfast.datasets import (
     read_video_csv,
 )
 from slowfast.datasets.sampling import ClipSampler
-from helpers import config_from
 
 
 def _video(path, num_frames=12, fps=30, size=(40, 56), seed=0):

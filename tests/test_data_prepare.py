@@ -6,12 +6,11 @@ import subprocess
 import sys
 
 import pytest
+from helpers import ROOT
 
 from slowfast.datasets import class_lists, prepare
 from slowfast.datasets.video_list import read_video_csv
 from slowfast.utils.class_index import read_class_names
-
-from helpers import ROOT
 
 
 def _rows(path):

@@ -16,11 +16,10 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from helpers import ROOT
 
 from slowfast.cli.prepare_dataset import main
 from slowfast.datasets import reencode
-
-from helpers import ROOT
 
 TOOL = os.path.join(ROOT, "tools", "prepare_dataset.py")
 B_FRAME = 3  # av.video.frame.PictureType.B

@@ -6,9 +6,6 @@ import os
 import numpy as np
 import pytest
 
-from slowfast.errors import UserError
-from slowfast.datasets.video_list import read_video_csv
-from slowfast.utils.class_index import read_class_names
 from slowfast.datasets.decoder import read_clip
 from slowfast.datasets.synthetic import (
     CLASSES,
@@ -18,6 +15,9 @@ from slowfast.datasets.synthetic import (
     render_clip,
     sample_clip_params,
 )
+from slowfast.datasets.video_list import read_video_csv
+from slowfast.errors import UserError
+from slowfast.utils.class_index import read_class_names
 
 TINY = SyntheticSpec(seed=3, train_per_class=2, val_per_class=1, test_per_class=1, zero_shot_per_class=1)
 

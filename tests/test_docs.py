@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import ROOT
 
 README = os.path.join(ROOT, "README.md")

@@ -10,13 +10,13 @@ import time
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT, TINY_CLASSES, free_port, tiny_run_cfg, tiny_run_opts
 
 from slowfast.engine import test as run_test
 from slowfast.engine import train
 from slowfast.engine.meters import NonFiniteLossError
 from slowfast.utils import checkpoint as cu
 from slowfast.utils.distributed import launch_job
-from helpers import ROOT, TINY_CLASSES, free_port, tiny_run_cfg, tiny_run_opts
 
 
 def _train_losses(out: str) -> list[float]:

@@ -8,20 +8,19 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
+from helpers import ROOT
 
 from slowfast.averaging import patch_state_dict
 from slowfast.config import ConfigError, get_cfg
 from slowfast.engine.meters import aggregate_views, classification_metrics
 from slowfast.engine.trainer import LinearConnectClimb
 from slowfast.errors import UserError
-from slowfast.models.temporal_ops import TemporalOpError
 from slowfast.models.losses import cross_entropy, get_loss_func, soft_cross_entropy
 from slowfast.models.optimizer import build_optimizer, construct_optimizer, param_groups
+from slowfast.models.temporal_ops import TemporalOpError
 from slowfast.utils import checkpoint as cu
 from slowfast.utils.atomic import atomic_path
 from slowfast.utils.lr_policy import LRSchedule, get_lr_at_epoch, lr_at_epoch, set_lr
-
-from helpers import ROOT
 
 
 def test_lr_schedule_matches_reference_table():

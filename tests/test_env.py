@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn as nn
 import yaml
+from helpers import ROOT
 
 from slowfast.averaging import SchemeParams, plan_averaging, run_averaging
 from slowfast.cli.env import main as env_main
@@ -22,8 +23,6 @@ from slowfast.engine.evaluator import load_test_weights
 from slowfast.utils import checkpoint as cu
 from slowfast.utils import env as envu
 from slowfast.utils import logging as lu
-
-from helpers import ROOT
 
 
 def _git(repo, *args):

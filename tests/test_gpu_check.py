@@ -8,13 +8,12 @@ import sys
 
 import pytest
 import torch
+from helpers import ROOT
 
 from slowfast.benchmarks.gpu import PARTS, TARGETS
 from slowfast.config import get_cfg
 from slowfast.engine.common import amp_settings, autocast_dtype
 from slowfast.errors import UserError
-
-from helpers import ROOT
 
 NUMBER = re.compile(r"^-?\d+(\.\d+)?(e-?\d+)?$")
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from slowfast.models import ClipSource, TemporalClipVideo, TemporalOpConfig
 from slowfast.clip import CLIPWeightsError, read_state_dict
+from slowfast.models import ClipSource, TemporalClipVideo, TemporalOpConfig
 from slowfast.models.text_classifier import TEMPLATES
 
 T = 4

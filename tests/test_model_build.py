@@ -4,11 +4,11 @@ import json
 
 import pytest
 import torch
+from helpers import config_from
 
+from slowfast.config import ConfigError
 from slowfast.models import ClassIndexError, TemporalOpConfig, TemporalOpError, build_model
 from slowfast.text.feature_file import TextFeatureError, save_text_features
-from slowfast.config import ConfigError
-from helpers import config_from
 
 CLASSES = ["abseiling", "air drumming", "playing cello"]
 

@@ -10,11 +10,10 @@ import sys
 import open_clip
 import pytest
 import torch
+from helpers import ROOT
 
 from slowfast.datasets.synthetic import SyntheticSpec, make_synthetic_dataset
 from slowfast.inference import VideoClassifier
-
-from helpers import ROOT
 
 CLASSES = ["moving left", "moving right", "moving up"]
 TINY_YAML = """

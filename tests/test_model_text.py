@@ -4,11 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from slowfast.models import TemporalClipVideo, TemporalOpConfig
 from slowfast.clip import read_state_dict, tokenize
+from slowfast.errors import UserError
+from slowfast.models import TemporalClipVideo, TemporalOpConfig
 from slowfast.models.text_classifier import TEMPLATES, class_logits, template_classifier
 from slowfast.text.feature_file import TextFeatureError, save_text_features
-from slowfast.errors import UserError
 
 
 def test_a_class_name_longer_than_the_text_context_is_a_user_error_naming_it():

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from slowfast.models import TeacherConfig, TemporalClipVideo, TemporalOpConfig, TemporalOpError
 from slowfast.clip import custom_clip_config, random_clip_state_dict, read_state_dict
+from slowfast.models import TeacherConfig, TemporalClipVideo, TemporalOpConfig, TemporalOpError
 from slowfast.models.temporal_ops import TEMPORAL_TYPES, extra_params_per_block
 
 T = 4

@@ -8,14 +8,12 @@ import sys
 
 import pytest
 import torch
-
 from archives import clip_module_tree
+from helpers import ROOT
 
+from slowfast.clip import read_state_dict
 from slowfast.config import get_cfg
 from slowfast.models import build_model
-from slowfast.clip import read_state_dict
-
-from helpers import ROOT
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit deprecation notices
 

@@ -11,8 +11,8 @@ import os
 import re
 
 import pytest
-
 from differences_page import named_switches, parity_switches, switch_cells
+
 from slowfast.config import all_keys, get_cfg, merge_from_file, merge_from_list
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

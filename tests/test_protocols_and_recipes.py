@@ -12,11 +12,10 @@ import sys
 
 import pytest
 import torch
+from helpers import ROOT
 
 from slowfast.datasets.synthetic import SyntheticSpec, make_synthetic_dataset
 from slowfast.engine.zero_shot_protocol import ProtocolError, check_splits, summarize
-
-from helpers import ROOT
 
 SCRIPTS = [
     "script/training/train_stdd_vitb16_k400.sh",

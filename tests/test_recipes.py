@@ -10,14 +10,13 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from differences_page import parity_switches
+from helpers import ROOT
+from paper_command import PAPER_OPTS
 
 from slowfast.config import all_keys, get_cfg, merge_from_file, merge_from_list
 from slowfast.datasets import class_lists, transforms
 from slowfast.engine.zero_shot_protocol import BENCHMARKS, ProtocolError, check_splits
-from differences_page import parity_switches
-from paper_command import PAPER_OPTS
-
-from helpers import ROOT
 
 KINETICS = os.path.join(ROOT, "configs", "Kinetics")
 RECIPE = os.path.join(KINETICS, "STDD_vitb16_8x16_k400.yaml")

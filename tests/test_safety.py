@@ -3,9 +3,9 @@
 The runs use the tiny model and videos of tests/helpers.py.
 """
 
-import json
 import contextlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +15,7 @@ import time
 import pytest
 import torch
 import yaml
+from helpers import ROOT, free_port, tiny_run_cfg, tiny_run_opts
 
 from slowfast.datasets.video_list import DatasetFileError, check_paths_exist, read_video_csv
 from slowfast.engine import test as run_test
@@ -23,7 +24,6 @@ from slowfast.engine.zero_shot_protocol import run_protocol
 from slowfast.errors import UserError
 from slowfast.utils import checkpoint as cu
 from slowfast.utils.class_index import ClassIndexError, read_class_names
-from helpers import ROOT, free_port, tiny_run_cfg, tiny_run_opts
 
 RUN_NET = os.path.join(ROOT, "tools", "run_net.py")
 TINY_YAML = os.path.join(ROOT, "tests", "configs", "tiny_synthetic.yaml")

@@ -15,6 +15,7 @@ import time
 
 import pytest
 import torch
+from helpers import ROOT
 
 from slowfast.cli.submit import main
 from slowfast.config import load
@@ -23,8 +24,6 @@ from slowfast.engine import train
 from slowfast.utils import checkpoint as cu
 from slowfast.utils.checkpoint_files import list_checkpoints
 from slowfast.utils.distributed import cluster_task_place, launch_job
-
-from helpers import ROOT
 
 SUBMIT = os.path.join(ROOT, "tools", "submit.py")
 RECIPE = os.path.join(ROOT, "configs", "Kinetics", "STDD_vitb16_8x16_k400.yaml")  # NUM_GPUS 4

@@ -7,8 +7,10 @@ import random
 
 import pytest
 import yaml
+from helpers import ROOT
 
 from slowfast.text import llm_instructions
+from slowfast.text.llm import LLMFatalError, RetryPolicy, Secret, redact, resolve_settings
 from slowfast.text.schema import (
     SchemaError,
     load_entries,
@@ -18,9 +20,7 @@ from slowfast.text.schema import (
     validate_askg,
     validate_xprompt,
 )
-from slowfast.text.llm import LLMFatalError, RetryPolicy, Secret, redact, resolve_settings
 from slowfast.text.stages import read_class_index
-from helpers import ROOT
 
 GOOD = yaml.safe_load(llm_instructions.ASKG_EXAMPLE_ANSWER)
 

@@ -12,12 +12,10 @@ import time
 
 import pytest
 import yaml
-
 from fakes import CLASSES, FAST, KEY, Reply, serve
+
 from slowfast.cli.text import askg_main, xprompt_main
 from slowfast.text.llm import resolve_settings
-
-
 
 
 def closed_port_url() -> str:

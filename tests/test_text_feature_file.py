@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from slowfast.clip import load_clip, random_clip_state_dict
 from slowfast.cli.text import features_main
+from slowfast.clip import load_clip, random_clip_state_dict
 from slowfast.text.feature_file import (
     TextFeatureError,
     check_feature_file_matches,

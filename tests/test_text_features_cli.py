@@ -10,14 +10,13 @@ import sys
 import pytest
 import torch
 import yaml
-
-from slowfast.clip import load_clip, tokenize
-from slowfast.cli.text import features_main
-from slowfast.text.feature_file import check_text_features, load_text_features
-from slowfast.text.encode_prompts import build_prompt_table
-from slowfast.text.templates import default_templates_file, load_templates
-
 from helpers import ROOT
+
+from slowfast.cli.text import features_main
+from slowfast.clip import load_clip, tokenize
+from slowfast.text.encode_prompts import build_prompt_table
+from slowfast.text.feature_file import check_text_features, load_text_features
+from slowfast.text.templates import default_templates_file, load_templates
 
 CLASSES = ["abseiling", "Apply Eye Makeup", "yo-yo"]
 XPROMPTS = {
@@ -165,8 +164,8 @@ def _model_cfg(classes_file: str, clip_file: str, feature_file: str):
 
 
 def test_model_refuses_a_feature_file_built_with_another_clip_of_the_same_width(inputs, tiny_clip_file, tiny_clip_config):
-    from slowfast.models import build_model
     from slowfast.clip import random_clip_state_dict
+    from slowfast.models import build_model
     from slowfast.text.feature_file import TextFeatureError
 
     out = inputs["dir"] / "feats.pt"

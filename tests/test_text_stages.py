@@ -16,12 +16,10 @@ import time
 
 import pytest
 import yaml
-
-from fakes import CLASSES, FAST, FakeLLM, KEY, Reply, class_of, serve
-from slowfast.cli.text import askg_main, xprompt_main
-
+from fakes import CLASSES, FAST, KEY, FakeLLM, Reply, class_of, serve
 from helpers import ROOT
 
+from slowfast.cli.text import askg_main, xprompt_main
 
 
 def stage1(fake: FakeLLM, classes: str, out: str, *extra: str) -> int:

@@ -10,18 +10,17 @@ import time
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT
 
-from slowfast.benchmarks.averaging_memory import peak_rss_of_averaging, write_synthetic_checkpoints
-from slowfast.clip import CLIP, random_clip_state_dict
 from slowfast.averaging import (
     SchemeParams,
     WeightAveragingError,
     patch_state_dict,
     scheme_weights,
 )
+from slowfast.benchmarks.averaging_memory import peak_rss_of_averaging, write_synthetic_checkpoints
+from slowfast.clip import CLIP, random_clip_state_dict
 from weight_average_tool import build_parser, main
-
-from helpers import ROOT
 
 TOOL = os.path.join(ROOT, "weight_average_tool.py")
 ADAPTER_KEY = "model.visual.transformer.resblocks.0.message_fc.weight"

@@ -17,12 +17,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from slowfast.errors import cli_main
 from slowfast.datasets.synthetic import (
     SyntheticSpec,
     make_kinetics_like,
     make_synthetic_dataset,
 )
+from slowfast.errors import cli_main
 from slowfast.utils.atomic import atomic_write_text
 
 

@@ -38,9 +38,9 @@ from typing import Any, Optional
 import torch
 
 from slowfast.benchmarks import environment_line
+from slowfast.paths import REPO_ROOT as ROOT
 from slowfast.utils.atomic import atomic_write_text
 
-from slowfast.paths import REPO_ROOT as ROOT
 # Each part's share of the global budget (fractions of --max-seconds; they add up to < 1).
 PART_SHARES = {"cuda_tests": 0.16, "model": 0.29, "vitl14": 0.09, "loader": 0.13, "e2e": 0.19, "precision": 0.12,
                "compile": 1.0}

@@ -19,15 +19,15 @@ import shlex
 import statistics
 import sys
 import time
-from typing import Optional
 from collections.abc import Callable
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from slowfast.benchmarks import append_to_benchmarks_md, environment_line
-from slowfast.config.choices import TEMPORAL_TYPES, normalize_temporal_type
 from slowfast.clip import custom_clip_config, random_clip_state_dict
+from slowfast.config.choices import TEMPORAL_TYPES, normalize_temporal_type
 from slowfast.models.temporal_ops import TemporalOpConfig
 from slowfast.models.video_model import TeacherConfig, TemporalClipVideo
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 
-
-from slowfast.errors import cli_main
 from slowfast.averaging import (
     KEY_MODES,
     METHODS,
@@ -30,6 +28,7 @@ from slowfast.averaging import (
     plan_averaging,
     run_averaging,
 )
+from slowfast.errors import cli_main
 
 
 def build_parser() -> argparse.ArgumentParser:

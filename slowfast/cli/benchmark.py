@@ -6,7 +6,6 @@ Each subcommand prints a Markdown table; `--append` adds it to BENCHMARKS.md wit
 import importlib
 import sys
 
-
 SUBCOMMANDS = {
     "model": "slowfast.benchmarks.model",
     "data": "slowfast.benchmarks.data",

@@ -16,7 +16,6 @@ import os
 from slowfast.errors import UserError, cli_main
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,8 +57,8 @@ def report(args, videos, preds) -> None:
 @cli_main()
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from slowfast.engine.video_io import check_annotated_output, list_videos, parse_classes
     from slowfast.engine.common import check_top_k
+    from slowfast.engine.video_io import check_annotated_output, list_videos, parse_classes
     from slowfast.inference import VideoClassifier
 
     classes = parse_classes(args.classes, args.classes_file)

@@ -10,9 +10,9 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Optional
-from collections.abc import Callable, Iterator
 
 from slowfast.errors import UserError, cli_main
 from slowfast.text import llm_instructions
@@ -189,8 +189,8 @@ def _make_client_factory(args: argparse.Namespace, secrets: list) -> Callable:
 
 
 def _run_llm_stage(args: argparse.Namespace, build_items: Callable[[], list], spec) -> int:
-    from slowfast.text.schema import SchemaError
     from slowfast.text.llm import LLMError, redact
+    from slowfast.text.schema import SchemaError
     from slowfast.text.stages import run_stage
 
     secrets = [args.api_key]

@@ -18,8 +18,8 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from slowfast.config.choices import ARCH_TO_OPEN_CLIP, CUSTOM_ARCH
 from slowfast.clip.weights import CLIPWeightsError
+from slowfast.config.choices import ARCH_TO_OPEN_CLIP, CUSTOM_ARCH
 
 # open_clip's default LayerScale init; the checkpoint's gammas overwrite it.
 _LS_INIT = 1e-5

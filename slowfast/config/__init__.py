@@ -7,8 +7,8 @@ import ast
 import difflib
 import math
 import os
-from typing import Any, Union
 from collections.abc import Iterable, Sequence
+from typing import Any, Union
 
 import yaml
 from yacs.config import CfgNode

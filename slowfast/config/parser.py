@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Optional
 from collections.abc import Sequence
+from typing import Optional
 
 from yacs.config import CfgNode
 

@@ -15,8 +15,8 @@ from yacs.config import CfgNode
 
 from slowfast.config import compatibility
 from slowfast.config.choices import MIXED_PRECISION_DTYPES
-from slowfast.datasets.video_list import read_video_csv
 from slowfast.datasets.loader import dataset_csv_path
+from slowfast.datasets.video_list import read_video_csv
 from slowfast.errors import UserError
 from slowfast.models import check_model_config
 from slowfast.utils import checkpoint as cu

@@ -22,13 +22,13 @@ import torch.nn as nn
 from yacs.config import CfgNode
 
 from slowfast.averaging import patch_state_dict
+from slowfast.clip import CLIPWeightsError
 from slowfast.datasets.loader import build_loader
 from slowfast.engine.common import amp_settings, seed_everything, start_run
-from slowfast.models import build_model, clip_weights_from_cfg
-from slowfast.engine.results import EvalOutput, LoadedWeights, TestSummary
 from slowfast.engine.meters import ViewRecords, aggregate_views, classification_metrics
+from slowfast.engine.results import EvalOutput, LoadedWeights, TestSummary
 from slowfast.errors import UserError
-from slowfast.clip import CLIPWeightsError
+from slowfast.models import build_model, clip_weights_from_cfg
 from slowfast.utils import checkpoint as cu
 from slowfast.utils import distributed as du
 from slowfast.utils import logging as lu

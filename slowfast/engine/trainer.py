@@ -24,14 +24,13 @@ import torch
 import torch.nn as nn
 from yacs.config import CfgNode
 
-from slowfast.datasets.loader import reseed_for_epoch
-from slowfast.datasets.loader import build_loader
-from slowfast.engine.results import TrainResult
+from slowfast.datasets.loader import build_loader, reseed_for_epoch
 from slowfast.engine.common import amp_settings, check_test_list, seed_everything, start_run
-from slowfast.models import build_model, clip_weights_from_cfg
 from slowfast.engine.evaluator import evaluate
 from slowfast.engine.meters import TrainMeter, device_memory_mb, peak_ram_gb
+from slowfast.engine.results import TrainResult
 from slowfast.errors import UserError
+from slowfast.models import build_model, clip_weights_from_cfg
 from slowfast.models.losses import get_loss_func
 from slowfast.models.optimizer import construct_optimizer
 from slowfast.utils import checkpoint as cu

@@ -8,9 +8,9 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Optional
-from collections.abc import Iterator, Sequence
 
 import av
 import numpy as np

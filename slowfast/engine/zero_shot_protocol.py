@@ -22,15 +22,15 @@ import json
 import logging
 import os
 import statistics
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from slowfast.datasets import class_lists
 from slowfast.datasets.video_list import read_video_csv
-from slowfast.utils.class_index import read_class_names
 from slowfast.engine.evaluator import finite_or_null, test
 from slowfast.errors import UserError
 from slowfast.utils.atomic import atomic_write_text
+from slowfast.utils.class_index import read_class_names
 from slowfast.utils.distributed import launch_job
 
 logger = logging.getLogger(__name__)

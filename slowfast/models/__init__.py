@@ -13,15 +13,13 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from slowfast.config import ConfigError
-from slowfast.config.choices import (ARCH_TO_OPEN_CLIP, CUSTOM_ARCH, OPENAI_TAG, OPERATOR_FIELDS, TEMPORAL_TYPES,
-                                     normalize_temporal_type)
 from slowfast.clip import CLIPWeightsError, custom_clip_config, random_clip_state_dict, read_state_dict
+from slowfast.config import ConfigError
+from slowfast.config.choices import ARCH_TO_OPEN_CLIP, CUSTOM_ARCH, OPENAI_TAG, OPERATOR_FIELDS, TEMPORAL_TYPES, normalize_temporal_type
 from slowfast.models.temporal_ops import TemporalOpConfig, TemporalOpError
 from slowfast.models.text_classifier import TEMPLATES
 from slowfast.models.video_model import ClipSource, TeacherConfig, TemporalClipVideo
-from slowfast.text.feature_file import (check_feature_file_matches, check_text_features, load_text_features,
-                                        text_tower_fingerprint)
+from slowfast.text.feature_file import check_feature_file_matches, check_text_features, load_text_features, text_tower_fingerprint
 from slowfast.utils.class_index import ClassIndexError, read_class_names
 
 MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {}

@@ -35,6 +35,7 @@ from torch import nn
 
 from slowfast.config.choices import STCROSS_MLP_INPUTS, TEMPORAL_TYPES
 from slowfast.errors import UserError
+
 # Names of parameters that CLIP checkpoints do not have (allowed to be missing when loading CLIP weights).
 NEW_PARAM_PREFIXES: dict[Optional[str], tuple[str, ...]] = {
     None: (), "stcross_attend": (), "expand_temporal_view": (),

@@ -17,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import TYPE_CHECKING, Optional
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Optional
 
 from slowfast.text.prompt_file import MODE_FIELDS, match_xprompts
 from slowfast.text.schema import SchemaError

@@ -21,8 +21,8 @@ import hashlib
 import logging
 import os
 import re
-from typing import Any, Optional
 from collections.abc import Iterable
+from typing import Any, Optional
 
 import torch
 

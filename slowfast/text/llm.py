@@ -16,9 +16,9 @@ import os
 import random
 import threading
 import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
-from collections.abc import Callable, Mapping, Sequence
 
 from slowfast.errors import UserError
 

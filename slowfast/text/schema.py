@@ -9,8 +9,8 @@ fixed order) before it is stored; the error message is what the LLM is shown whe
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
 from collections.abc import Mapping
+from typing import Any, Optional
 
 import yaml
 

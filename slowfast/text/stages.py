@@ -15,18 +15,17 @@ import hashlib
 import json
 import logging
 import os
-import threading
 import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional, TypeVar
-from collections.abc import Callable, Iterator, Mapping
 
 import yaml
 
 from slowfast.text import llm_instructions
-from slowfast.text.schema import SchemaError, load_yaml_file, parse_yaml_answer, validate_askg, validate_xprompt
 from slowfast.text.llm import LLMClient, LLMError, LLMFatalError, UsageCounter
-
+from slowfast.text.schema import SchemaError, load_yaml_file, parse_yaml_answer, validate_askg, validate_xprompt
 from slowfast.utils.atomic import atomic_write_text
 from slowfast.utils.class_index import ClassIndexError, read_class_names
 

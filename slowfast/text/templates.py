@@ -15,8 +15,8 @@ import re
 from collections.abc import Mapping
 from typing import Optional
 
-from slowfast.text.schema import SchemaError, load_yaml_file
 from slowfast.paths import LABEL_DB
+from slowfast.text.schema import SchemaError, load_yaml_file
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
-from collections.abc import Iterator
 
 from slowfast.errors import UserError
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import Any, Optional
 from collections.abc import Mapping
+from typing import Any, Optional
 
 import torch
 import torch.nn as nn

@@ -10,8 +10,8 @@ import logging
 import math
 import os
 import sys
-from typing import Any, Optional
 from collections.abc import Iterable
+from typing import Any, Optional
 
 __all__ = ["setup_logging", "log_json_stats", "TensorboardWriter", "progress_bar", "format_seconds"]
 
