@@ -186,3 +186,26 @@ def test_key_echoed_inside_a_malformed_answer_is_never_printed(request, classes_
     assert "abseiling: no valid answer after 2 tries" in captured.out and "angle brackets" in captured.out
     for text in (captured.out, captured.err, caplog.text):
         assert KEY not in text and KEY[:12] not in text and KEY[-8:] not in text
+
+
+def test_a_failing_log_handler_prints_no_key_either(request, classes_file, llm_env, monkeypatch, capsys):
+    """A handler that cannot write (here: on a closed stream) makes logging print the exception in flight."""
+    import io
+    import logging
+
+    bad = f"abseiling:\n  label: abseiling\n  obj_en_li: [a, b, c, d, e]\n  obj_rel_triples: ['{KEY}']\n"
+    fake = serve(request, script=lambda s, cls, n, m: Reply(content=bad) if cls == "abseiling" else None)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+    closed = io.StringIO()
+    closed.close()
+    broken = logging.StreamHandler(closed)
+    stage_logger = logging.getLogger("slowfast.text.stages")
+    stage_logger.addHandler(broken)
+    request.addfinalizer(lambda: stage_logger.removeHandler(broken))
+    code = askg_main(["--classes", classes_file, "--output", str(llm_env / "askg.yml"), "--max-reasks", "1",
+                      "--backoff-base", "0.01", "--timeout", "10"])
+    captured = capsys.readouterr()
+    assert code == 1 and "--- Logging error ---" in captured.err  # the handler did fail
+    for text in (captured.out, captured.err):
+        assert KEY not in text and KEY[:12] not in text and KEY[-8:] not in text

@@ -161,8 +161,10 @@ def ask_one(
             return spec.validate(parse_yaml_answer(result.text), item)
         except SchemaError as e:
             error = client.redact(str(e))  # it may quote the answer, and the answer may quote the key
-            logger.warning("%s: answer %d rejected: %s", context, attempt + 1, error)
-            convo = llm_instructions.reask_messages(messages, result.text, error)
+        # Logged outside the except block: a logging handler that fails prints the exception in flight, whose
+        # unredacted message may quote the key.
+        logger.warning("%s: answer %d rejected: %s", context, attempt + 1, error)
+        convo = llm_instructions.reask_messages(messages, result.text, error)
     raise SchemaError(f"no valid answer after {max_reasks + 1} tries; last error: {error}")
 
 
