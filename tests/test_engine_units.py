@@ -269,3 +269,21 @@ def test_atomic_path_replaces_the_target_only_on_success(tmp_path):
     with atomic_path(str(target)) as tmp:
         open(tmp, "wb").write(b"new")
     assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["video.mp4"]
+
+
+def test_the_log_follows_stdout_after_a_redirected_stdout_is_closed(capsys):
+    import contextlib
+    import io
+    import logging
+
+    from slowfast.utils.logging import setup_logging
+
+    redirected = io.StringIO()
+    with contextlib.redirect_stdout(redirected):
+        setup_logging(None)
+        logging.getLogger("slowfast.test").info("while redirected")
+    assert "while redirected" in redirected.getvalue()
+    redirected.close()
+    logging.getLogger("slowfast.test").info("after the stream closed")
+    out, err = capsys.readouterr()
+    assert "after the stream closed" in out and "Logging error" not in err

@@ -19,6 +19,23 @@ _FMT = "[%(asctime)s][%(levelname)s] %(name)s: %(message)s"
 _JSON_FILE: Optional[str] = None
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stdout` is when a record is emitted, not to the stream it was when the handler
+    was made: a caller that redirects or captures stdout for a while (a notebook, a test) then closes that
+    stream does not leave the log writing into a closed file."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler's constructor assigns it; the property always follows sys.stdout
+        pass
+
+
 def setup_logging(output_dir: Optional[str], is_master: bool = True) -> None:
     """Configure the root logger: stdout (and OUTPUT_DIR/stdout.log, json_stats.log) on the master."""
     global _JSON_FILE
@@ -29,7 +46,7 @@ def setup_logging(output_dir: Optional[str], is_master: bool = True) -> None:
             h.close()
     root.setLevel(logging.INFO if is_master else logging.WARNING)
     fmt = logging.Formatter(_FMT, datefmt="%H:%M:%S")
-    console = logging.StreamHandler(sys.stdout)
+    console = _StdoutHandler()
     console.setFormatter(fmt)
     console._stdd = True  # type: ignore[attr-defined]
     root.addHandler(console)
