@@ -41,7 +41,7 @@ setup(
             "stdd-prepare = slowfast.cli.prepare_dataset:main",
             "stdd-benchmark = slowfast.cli.benchmark:main",
             "stdd-env = slowfast.cli.env:main",
-            "stdd-gpu-check = slowfast.benchmarks.gpu:main",
+            "stdd-gpu-check = slowfast.cli.gpu_check:main",
             "stdd-askg = slowfast.cli.text:askg_main",
             "stdd-xprompt = slowfast.cli.text:xprompt_main",
             "stdd-text-features = slowfast.cli.text:features_main",

@@ -67,7 +67,7 @@ class VideoClassifier:
                     opts: Optional[Sequence[str]] = None, device: Optional[str] = None) -> VideoClassifier:
         """Build the model of `config_path` (one path or several merged in order) and load `checkpoint`
         (none: the initial weights, i.e. the frozen-CLIP zero-shot baseline)."""
-        from slowfast.engine.evaluator import load_test_weights
+        from slowfast.engine.test_weights import load_test_weights
         from slowfast.models import build_model
 
         cfg = demo_config(config_path, checkpoint, opts, device)

@@ -19,7 +19,7 @@ from slowfast.averaging import SchemeParams, plan_averaging, run_averaging
 from slowfast.cli.env import main as env_main
 from slowfast.config import get_cfg
 from slowfast.engine.common import prepare_output_dir, start_run
-from slowfast.engine.evaluator import load_test_weights
+from slowfast.engine.test_weights import load_test_weights
 from slowfast.utils import checkpoint as cu
 from slowfast.utils import env as envu
 from slowfast.utils import logging as lu

@@ -19,8 +19,8 @@ from slowfast.averaging import (
     scheme_weights,
 )
 from slowfast.benchmarks.averaging_memory import peak_rss_of_averaging, write_synthetic_checkpoints
+from slowfast.cli.average import build_parser, main
 from slowfast.clip import CLIP, random_clip_state_dict
-from weight_average_tool import build_parser, main
 
 TOOL = os.path.join(ROOT, "weight_average_tool.py")
 ADAPTER_KEY = "model.visual.transformer.resblocks.0.message_fc.weight"

@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from slowfast.benchmarks.gpu import main
+from slowfast.cli.gpu_check import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -6,7 +6,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from slowfast.cli.run_net import *  # noqa: F403
 from slowfast.cli.run_net import main
 
 if __name__ == "__main__":

@@ -1,4 +1,11 @@
-"""Benchmarks behind `tools/benchmark.py` (one module per subcommand) and the BENCHMARKS.md writer."""
+"""Benchmarks behind `tools/benchmark.py` (one module per subcommand), the GPU check's parts, and the
+BENCHMARKS.md writer.
+
+Developer tooling, kept inside the installed package on purpose: the benchmarks time the library's own code
+paths (the real loader, model and averaging), and the GPU check must run on a bare GPU machine from the same
+install as the code it measures. Nothing else in the package imports it; it writes BENCHMARKS.md only when
+asked (`--append`).
+"""
 
 from __future__ import annotations
 

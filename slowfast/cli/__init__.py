@@ -12,8 +12,9 @@
 | `stdd-prepare` | `prepare_dataset` | `tools/prepare_dataset.py` |
 | `stdd-benchmark` | `benchmark` | `tools/benchmark.py` |
 | `stdd-env` | `env` | none (also `python -m slowfast.utils.env`) |
+| `stdd-gpu-check` | `gpu_check` | `tools/gpu_check.py` |
+| `stdd-askg`, `stdd-xprompt`, `stdd-text-features` | `text` | `utils/ASKG_text_prompt.py`, `utils/extended_text_prompt.py`, `utils/text_prompts.py` |
 
-`stdd-gpu-check`, `stdd-askg`, `stdd-xprompt` and `stdd-text-features` run `slowfast.benchmarks.gpu` and
-`slowfast.cli.text` (`tools/gpu_check.py`, `utils/ASKG_text_prompt.py`, `utils/extended_text_prompt.py`,
-`utils/text_prompts.py`).
+Every `main` goes through `slowfast.errors.cli_main` (a user error is one line and an exit status, Ctrl-C one
+line and 130); the scripts under `tools/`, `utils/` and `weight_average_tool.py` only forward to these.
 """

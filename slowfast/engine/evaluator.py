@@ -21,21 +21,20 @@ import torch
 import torch.nn as nn
 from yacs.config import CfgNode
 
-from slowfast.averaging import patch_state_dict
-from slowfast.clip import CLIPWeightsError
 from slowfast.datasets.loader import build_loader
 from slowfast.engine.common import amp_settings, seed_everything, start_run
 from slowfast.engine.meters import ViewRecords, aggregate_views, classification_metrics
 from slowfast.engine.results import EvalOutput, LoadedWeights, TestSummary
+from slowfast.engine.test_weights import load_test_weights
 from slowfast.errors import UserError
-from slowfast.models import build_model, clip_weights_from_cfg
+from slowfast.models import build_model
 from slowfast.utils import checkpoint as cu
 from slowfast.utils import distributed as du
 from slowfast.utils import logging as lu
 from slowfast.utils.atomic import atomic_savefig, atomic_torch_save, atomic_write_text
 from slowfast.utils.class_index import read_class_names
 
-__all__ = ["evaluate", "test", "select_test_weights", "load_test_weights", "save_confusion_png", "NoVideoEvaluatedError",
+__all__ = ["evaluate", "test", "save_confusion_png", "NoVideoEvaluatedError",
            "finite_or_null"]
 
 logger = logging.getLogger(__name__)
@@ -88,86 +87,6 @@ def evaluate(cfg, model: nn.Module, loader, split: str = "test", desc: Optional[
         path = video_path(vi) if video_path is not None else str(vi)
         unreadable.append((vi, path, reasons.get(vi, "could not be decoded")))
     return {"results": results, "metrics": metrics, "unreadable": unreadable}
-
-
-def select_test_weights(cfg) -> tuple[Optional[str], str]:
-    """(file, how) of the weights to test, in the original code's order:
-    TEST.CUSTOM_LOAD_FILE, TEST.CHECKPOINT_FILE_PATH, the newest checkpoint in OUTPUT_DIR/checkpoints,
-    TRAIN.CHECKPOINT_FILE_PATH; (None, "initial") when there is none.
-
-    TEST.CUSTOM_LOAD_FILE is used whenever it is set: the original code ignored it without
-    TEST.CUSTOM_LOAD True and silently tested other weights (often the initial ones).
-    """
-    if cfg.TEST.CUSTOM_LOAD_FILE and not cfg.TEST.CUSTOM_LOAD:
-        logger.info("TEST.CUSTOM_LOAD_FILE is set: testing it (TEST.CUSTOM_LOAD False does not turn it off)")
-    if cfg.TEST.CUSTOM_LOAD or cfg.TEST.CUSTOM_LOAD_FILE:
-        if not cfg.TEST.CUSTOM_LOAD_FILE:
-            raise UserError("TEST.CUSTOM_LOAD True needs TEST.CUSTOM_LOAD_FILE (a trained or averaged checkpoint)")
-        if not os.path.isfile(cfg.TEST.CUSTOM_LOAD_FILE):
-            raise cu.CheckpointError(f"TEST.CUSTOM_LOAD_FILE not found: {cfg.TEST.CUSTOM_LOAD_FILE}")
-        return cfg.TEST.CUSTOM_LOAD_FILE, "TEST.CUSTOM_LOAD_FILE"
-    if cfg.TEST.CHECKPOINT_FILE_PATH:
-        if not os.path.isfile(cfg.TEST.CHECKPOINT_FILE_PATH):
-            raise cu.CheckpointError(f"TEST.CHECKPOINT_FILE_PATH not found: {cfg.TEST.CHECKPOINT_FILE_PATH}")
-        return cfg.TEST.CHECKPOINT_FILE_PATH, "TEST.CHECKPOINT_FILE_PATH"
-    last = cu.last_checkpoint(cfg.OUTPUT_DIR)
-    if last:
-        return last, "newest checkpoint in OUTPUT_DIR"
-    if cfg.TRAIN.CHECKPOINT_FILE_PATH:
-        if not os.path.isfile(cfg.TRAIN.CHECKPOINT_FILE_PATH):
-            raise cu.CheckpointError(f"TRAIN.CHECKPOINT_FILE_PATH not found: {cfg.TRAIN.CHECKPOINT_FILE_PATH}")
-        return cfg.TRAIN.CHECKPOINT_FILE_PATH, "TRAIN.CHECKPOINT_FILE_PATH"
-    return None, "initial"
-
-
-def _patch_clip_state(cfg, initial_clip: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The CLIP weights TEST.PATCHING_MODEL interpolates toward: TEST.CLIP_ORI_PATH (a CLIP file, or a
-    checkpoint whose model_state `model.*` keys are used, as the original's fallback), else the backbone's
-    own initial weights."""
-    path = cfg.TEST.CLIP_ORI_PATH
-    if not path:
-        return initial_clip
-    try:
-        return dict(clip_weights_from_cfg(cfg, path).state_dict)  # a file, an open_clip tag or hf-hub:ORG/NAME
-    except CLIPWeightsError:
-        ckpt = cu.read_checkpoint(path)
-        if "model_state" not in ckpt:
-            raise
-        return {k[len("model."):]: v for k, v in ckpt["model_state"].items() if k.startswith("model.")}
-
-
-def load_test_weights(cfg, model: nn.Module, initial_clip: Optional[dict] = None) -> LoadedWeights:
-    """Load the weights `select_test_weights` picks (non-strict, unexpected keys reported), patched
-    toward raw CLIP when TEST.PATCHING_MODEL. Returns {"file", "how", "missing", "unexpected", "patched"}."""
-    path, how = select_test_weights(cfg)
-    info: LoadedWeights = {"file": path, "how": how, "missing": [], "unexpected": [], "patched": False}
-    if path is None:
-        logger.warning("no checkpoint found (TEST.CHECKPOINT_FILE_PATH, %s, TRAIN.CHECKPOINT_FILE_PATH): testing "
-                       "the initial weights", cu.checkpoint_dir(cfg.OUTPUT_DIR))
-        return info
-    ckpt = cu.read_checkpoint(path)
-    state = ckpt.get("model_state")
-    if state is None:
-        raise cu.CheckpointError(f"{path} has no 'model_state' (keys: {', '.join(list(ckpt)[:6])})")
-    cu.check_model_keys(cfg, cu.checkpoint_config(ckpt), path)
-    cu.check_provenance(ckpt, path)
-    if cfg.TEST.PATCHING_MODEL:
-        clip_state = _patch_clip_state(cfg, initial_clip or {})
-        state = patch_state_dict(state, clip_state, float(cfg.TEST.PATCHING_RATIO))
-        info["patched"] = True
-        logger.info("patched the CLIP weights of %s with ratio %.3f toward %s", path, cfg.TEST.PATCHING_RATIO,
-                    cfg.TEST.CLIP_ORI_PATH or "the backbone's initial weights")
-    missing, unexpected = cu.load_model_state(model, state, path, strict=False)
-    info["missing"], info["unexpected"] = missing, unexpected
-    logger.info("loaded %s (%s)", path, how)
-    if unexpected:
-        logger.warning("%d keys of %s are not in the model (ignored), e.g. %s", len(unexpected), path,
-                       ", ".join(unexpected[:5]))
-    student_missing = [k for k in missing if k.startswith("model.visual.")]
-    if student_missing:
-        logger.warning("%d student keys are missing from %s and keep their initial values, e.g. %s",
-                       len(student_missing), path, ", ".join(student_missing[:5]))
-    return info
 
 
 def save_confusion_png(conf, class_names: Optional[list[str]], path: str, title: str) -> None:
