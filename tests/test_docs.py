@@ -91,8 +91,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_configuration_reference_is_current():
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    import config_reference
+    from slowfast.cli import config_reference
 
     page = open(os.path.join(ROOT, "docs", "config_reference.md"), encoding="utf-8").read()
     assert config_reference.reference_markdown() in page
