@@ -216,6 +216,25 @@ def test_demo_refuses_a_bad_output_before_any_inference(synthetic, tmp_path, out
     assert video.read_bytes() == before
 
 
+@pytest.mark.parametrize("flags, needle", [
+    (["--csv", "{video}"], "is an input video"),
+    (["--csv", "{notes}"], "exists and is not a .csv file"),
+    (["--output", "{old}"], "exists; add --force to replace it"),
+])
+def test_demo_refuses_to_overwrite_an_input_or_an_unrelated_file_before_any_inference(synthetic, tmp_path, flags, needle):
+    root, cfg = synthetic
+    video, notes, old = tmp_path / "in.mp4", tmp_path / "notes.txt", tmp_path / "old.mp4"
+    shutil.copy(root / "videos" / "test" / "moving_left_0000.mp4", video)
+    notes.write_text("my notes\n")
+    old.write_bytes(b"an earlier annotated copy")
+    files = {p: p.read_bytes() for p in (video, notes, old)}
+    args = [f.format(video=video, notes=notes, old=old) for f in flags]
+    # A config that could not even be built shows that the refusal comes first.
+    assert re.search(needle, _demo_error(["--cfg", str(cfg), "--video", str(video), "--classes", "a,b", *args,
+                                          "--opts", "MODEL.CLIP_WEIGHTS", str(tmp_path / "no_such_weights.pt")]))
+    assert {p: p.read_bytes() for p in files} == files
+
+
 @pytest.mark.parametrize("k", ["0", "-3"])
 def test_demo_refuses_a_top_k_that_is_not_positive(synthetic, k):
     _, cfg = synthetic

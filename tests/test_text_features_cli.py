@@ -175,3 +175,29 @@ def test_model_refuses_a_feature_file_built_with_another_clip_of_the_same_width(
     build_model(_model_cfg(inputs["classes"], tiny_clip_file, str(out)))  # the CLIP it was built with: accepted
     with pytest.raises(TextFeatureError, match="text-tower weights"):
         build_model(_model_cfg(inputs["classes"], str(other), str(out)))
+
+
+@pytest.mark.parametrize("command, flags, named", [
+    ("askg", ["--classes", "{classes}", "--output", "{classes}"], "--classes"),
+    ("xprompt", ["--askg", "{askg}", "--output", "{askg}"], "--askg"),
+    ("features", ["--classes", "{classes}", "--clip-weights", "w.pt", "--mode", "base", "--output", "{classes}"],
+     "--classes"),
+])
+def test_a_text_command_refuses_an_output_that_is_one_of_its_inputs(tmp_path, command, flags, named):
+    import contextlib
+    import io
+
+    from slowfast.cli.text import askg_main, xprompt_main
+
+    classes, askg = tmp_path / "index2cls.json", tmp_path / "askg.yml"
+    classes.write_text(json.dumps({"0": "abseiling"}))
+    askg.write_text("abseiling:\n  label: abseiling\n")
+    before = {p: p.read_bytes() for p in (classes, askg)}
+    main = {"askg": askg_main, "xprompt": xprompt_main, "features": features_main}[command]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main([f.format(classes=classes, askg=askg) for f in flags])
+    assert code == 2
+    assert err.getvalue().strip() == f"error: --output {classes if named == '--classes' else askg} is the {named} file; " \
+                                     "it would be replaced: choose another name"
+    assert {p: p.read_bytes() for p in before} == before

@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5, help="How many classes to print per video.")
     p.add_argument("--output", default="",
                    help="Write a copy of the video with the prediction drawn on it (.mp4 or .gif); single video only.")
+    p.add_argument("--force", action="store_true", help="Replace an existing --output file.")
     p.add_argument("--csv", default="", help="Write the predictions to this CSV (default for a folder: FOLDER/predictions.csv).")
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="Config overrides KEY VALUE ...; must come last.")
     return p
@@ -58,7 +59,7 @@ def report(args, videos, preds) -> None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from slowfast.engine.common import check_top_k
-    from slowfast.engine.video_io import check_annotated_output, list_videos, parse_classes
+    from slowfast.engine.video_io import check_annotated_output, check_predictions_csv, list_videos, parse_classes
     from slowfast.inference import VideoClassifier
 
     classes = parse_classes(args.classes, args.classes_file)
@@ -67,7 +68,9 @@ def main(argv=None) -> int:
     if args.output:
         if len(videos) != 1:
             raise UserError("--output draws on a single video; use --csv for a folder")
-        check_annotated_output(args.output, videos)
+        check_annotated_output(args.output, videos, args.force)
+    if args.csv:
+        check_predictions_csv(args.csv, videos)
     clf = VideoClassifier.from_config(args.cfg_files, checkpoint=args.checkpoint or None, opts=args.opts)
     preds = clf.classify(videos, classes, top_k=top_k)
     report(args, videos, preds)

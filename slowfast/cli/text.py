@@ -217,9 +217,17 @@ def _run_llm_stage(args: argparse.Namespace, build_items: Callable[[], list], sp
         return 1 if report.failures else 0
 
 
+def refuse_output_among_inputs(output: str, inputs: dict[str, Optional[str]]) -> None:
+    """Stop before any work when --output names one of the command's input files (it would be replaced)."""
+    for flag, path in inputs.items():
+        if path and os.path.abspath(path) == os.path.abspath(output):
+            raise TextCommandError(f"--output {output} is the {flag} file; it would be replaced: choose another name")
+
+
 @cli_main()
 def askg_main(argv: Optional[list[str]] = None) -> int:
     args = askg_parser().parse_args(argv)
+    refuse_output_among_inputs(args.output, {"--classes": args.classes})
     from slowfast.text.stages import ASKG_STAGE, askg_items, read_class_index
 
     return _run_llm_stage(args, lambda: askg_items(read_class_index(args.classes), args.limit), ASKG_STAGE)
@@ -228,6 +236,7 @@ def askg_main(argv: Optional[list[str]] = None) -> int:
 @cli_main()
 def xprompt_main(argv: Optional[list[str]] = None) -> int:
     args = xprompt_parser().parse_args(argv)
+    refuse_output_among_inputs(args.output, {"--askg": args.askg, "--classes": args.classes})
     from slowfast.text.schema import load_entries
     from slowfast.text.stages import XPROMPT_STAGE, read_class_index, xprompt_items
 
@@ -241,6 +250,8 @@ def xprompt_main(argv: Optional[list[str]] = None) -> int:
 @cli_main()
 def features_main(argv: Optional[list[str]] = None) -> int:
     args = features_parser().parse_args(argv)
+    refuse_output_among_inputs(args.output, {"--classes": args.classes, "--xprompt": args.xprompt,
+                                             "--clip-weights": args.clip_weights, "--templates-file": args.templates_file})
     import torch
 
     from slowfast.clip import CLIPWeightsError

@@ -140,13 +140,24 @@ def _write_mp4(path: str, images: Iterator[Image.Image], fps: float) -> int:
 ANNOTATED_EXTENSIONS = (".mp4", ".gif")
 
 
-def check_annotated_output(dst: str, inputs: Sequence[str]) -> None:
-    """Refuse, before any inference, an output that would overwrite an input, has another extension than
-    .mp4/.gif, or whose folder does not exist or is not writable."""
+def check_predictions_csv(dst: str, inputs: Sequence[str]) -> None:
+    """Refuse, before any inference, a predictions CSV that would overwrite an input or an existing file that
+    is not a CSV (a video given by mistake, say); an earlier predictions CSV is replaced."""
+    if any(os.path.abspath(dst) == os.path.abspath(v) for v in inputs):
+        raise ClassifyError(f"--csv {dst} is an input video; choose another file name")
+    if os.path.exists(dst) and os.path.splitext(dst)[1].lower() != ".csv":
+        raise ClassifyError(f"--csv {dst} exists and is not a .csv file; it would be overwritten: choose another name")
+
+
+def check_annotated_output(dst: str, inputs: Sequence[str], force: bool = False) -> None:
+    """Refuse, before any inference, an output that would overwrite an input or (without `force`) any
+    existing file, has another extension than .mp4/.gif, or whose folder does not exist or is not writable."""
     if os.path.splitext(dst)[1].lower() not in ANNOTATED_EXTENSIONS:
         raise ClassifyError(f"--output {dst}: the annotated copy is written as .mp4 or .gif, not {os.path.splitext(dst)[1] or 'no extension'}")
     if any(os.path.abspath(dst) == os.path.abspath(v) for v in inputs):
         raise ClassifyError(f"--output {dst} is the input video; choose another file name")
+    if os.path.exists(dst) and not force:
+        raise ClassifyError(f"--output {dst} exists; add --force to replace it")
     folder = os.path.dirname(os.path.abspath(dst))
     if not os.path.isdir(folder):
         raise ClassifyError(f"--output {dst}: folder {folder} does not exist")
