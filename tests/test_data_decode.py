@@ -169,7 +169,7 @@ def test_keyframes_are_read_from_the_container_index(tmp_path):
     with av.open(path) as c:
         s = c.streams.video[0]
         timeline = _Timeline(s, 30.0)
-        assert [keyframe_before(s, timeline, f)[0] for f in (0, 3, 4, 7, 9, 39)] == [0, 0, 4, 4, 8, 36]
+        assert [keyframe_before(s, timeline, f) for f in (0, 3, 4, 7, 9, 39)] == [0, 0, 4, 4, 8, 36]
         assert not c.streams.video[0].codec_context.has_b_frames
 
 

@@ -114,9 +114,9 @@ class _Timeline:
         return self.t0 + int(math.floor(frame / self.fps / self.tb))
 
 
-def keyframe_before(stream, timeline: _Timeline, frame: int) -> tuple[int, int] | None:
-    """(frame number, timestamp) of the last keyframe at or before `frame`, from the container's index;
-    None when the file has no index or the index has no keyframe there."""
+def keyframe_before(stream, timeline: _Timeline, frame: int) -> int | None:
+    """Frame number of the last keyframe at or before `frame`, from the container's index; None when the
+    file has no index or the index has no keyframe there."""
     entries = stream.index_entries
     if len(entries) == 0:
         return None
@@ -124,8 +124,7 @@ def keyframe_before(stream, timeline: _Timeline, frame: int) -> tuple[int, int] 
     i = entries.search_timestamp(timeline.timestamp(frame + 0.5), backward=True, any_frame=False)
     if i < 0:
         return None
-    ts = entries[i].timestamp
-    return timeline.frame_number(ts), ts
+    return timeline.frame_number(entries[i].timestamp)
 
 
 def plan_runs(wanted: Sequence[int], keyframe: Callable[[int], int | None]) -> list[list[int]]:
@@ -190,11 +189,7 @@ def decoding_runs(strategy: str, stream, fps: float, wanted: list[int]) -> list[
     if strategy == "seek":
         return [[f] for f in wanted]
 
-    def keyframe(f: int) -> int | None:
-        found = keyframe_before(stream, timeline, f)
-        return None if found is None else found[0]
-
-    return plan_runs(wanted, keyframe)
+    return plan_runs(wanted, lambda f: keyframe_before(stream, timeline, f))
 
 
 def decode_indices(container, stream, indices: Sequence[int], fps: float, strategy: str = "auto",
