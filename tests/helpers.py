@@ -101,3 +101,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+TINY_SYNTHETIC_YAML = """
+_BASE_: {root}/tests/configs/tiny_synthetic.yaml
+OUTPUT_DIR: {out}
+DATA:
+  PATH_TO_DATA_DIR: {data}
+  PATH_PREFIX: {data}
+  INDEX_LABEL_MAPPING_FILE: {data}/index2cls.json
+MODEL:
+  DETERMINISTIC_TEST_MASKS: True
+"""
+
+
+def make_tiny_synthetic(root, out, train_per_class: int = 1, extra_yaml: str = ""):
+    """A small synthetic dataset in `root` (8-frame clips, one val/test/zero-shot clip per class) and
+    `root/tiny.yaml`, the tiny test config pointed at it (`extra_yaml` appended); returns the config's path."""
+    from slowfast.datasets.synthetic import SyntheticSpec, make_synthetic_dataset
+
+    make_synthetic_dataset(str(root), SyntheticSpec(train_per_class=train_per_class, val_per_class=1, test_per_class=1,
+                                                    zero_shot_per_class=1, frames=8))
+    cfg = root / "tiny.yaml"
+    cfg.write_text(TINY_SYNTHETIC_YAML.format(root=ROOT, data=root, out=out) + extra_yaml)
+    return cfg

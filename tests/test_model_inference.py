@@ -10,34 +10,18 @@ import sys
 import open_clip
 import pytest
 import torch
-from helpers import ROOT
+from helpers import ROOT, make_tiny_synthetic
 
-from slowfast.datasets.synthetic import SyntheticSpec, make_synthetic_dataset
 from slowfast.inference import VideoClassifier
 
 CLASSES = ["moving left", "moving right", "moving up"]
-TINY_YAML = """
-_BASE_: {root}/tests/configs/tiny_synthetic.yaml
-OUTPUT_DIR: {out}
-DATA:
-  PATH_TO_DATA_DIR: {data}
-  PATH_PREFIX: {data}
-  INDEX_LABEL_MAPPING_FILE: {data}/index2cls.json
-SOLVER:
-  MAX_EPOCH: 1
-MODEL:
-  DETERMINISTIC_TEST_MASKS: True
-"""
 
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
-    make_synthetic_dataset(str(root), SyntheticSpec(train_per_class=2, val_per_class=1, test_per_class=1,
-                                                    zero_shot_per_class=1, frames=8))
-    cfg = root / "tiny.yaml"
-    cfg.write_text(TINY_YAML.format(root=ROOT, data=root, out=tmp_path_factory.mktemp("out")))
-    return root, cfg
+    return root, make_tiny_synthetic(root, tmp_path_factory.mktemp("out"), train_per_class=2,
+                                     extra_yaml="SOLVER:\n  MAX_EPOCH: 1\n")
 
 
 @pytest.fixture(scope="module")

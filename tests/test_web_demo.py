@@ -12,35 +12,22 @@ import torch
 from browser import INSTALL_COMMAND, classify_in_browser, find_browser, free_port, open_browser, resources_elsewhere
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from helpers import make_tiny_synthetic
 
 from slowfast.cli import web_demo
-from slowfast.datasets.synthetic import SyntheticSpec, make_synthetic_dataset
 from slowfast.inference import VideoClassifier
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = ["moving left", "moving right", "moving up", "moving down"]
 TYPED = "moving left, moving right, moving up, moving down"
 MAX_UPLOAD_MB = 0.25
-TINY_YAML = """
-_BASE_: {root}/tests/configs/tiny_synthetic.yaml
-OUTPUT_DIR: {out}
-DATA:
-  PATH_TO_DATA_DIR: {data}
-  PATH_PREFIX: {data}
-  INDEX_LABEL_MAPPING_FILE: {data}/index2cls.json
-MODEL:
-  DETERMINISTIC_TEST_MASKS: True
-"""
 
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     """(dataset folder, tiny STDD config, the same model with frame averaging instead of STDD)."""
     root = tmp_path_factory.mktemp("synthetic")
-    make_synthetic_dataset(str(root), SyntheticSpec(train_per_class=1, val_per_class=1, test_per_class=1,
-                                                    zero_shot_per_class=1, frames=8))
-    stdd, baseline = root / "tiny.yaml", root / "tiny_baseline.yaml"
-    stdd.write_text(TINY_YAML.format(root=ROOT, data=root, out=tmp_path_factory.mktemp("out")))
+    stdd = make_tiny_synthetic(root, tmp_path_factory.mktemp("out"))
+    baseline = root / "tiny_baseline.yaml"
     baseline.write_text(f"_BASE_: {stdd}\nMODEL:\n  TEMPORAL_MODELING_TYPE: None\n")
     return root, stdd, baseline
 
