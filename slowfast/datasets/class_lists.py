@@ -21,8 +21,8 @@ import difflib
 import os
 from collections.abc import Iterable, Sequence
 
-from slowfast.utils.class_index import read_class_names
 from slowfast.paths import LABEL_DB
+from slowfast.utils.class_index import read_class_names
 
 __all__ = [
     "LABEL_DB",
