@@ -1,12 +1,13 @@
-"""Turn official dataset annotations into our CSV lists (`path,label`) and class-index JSON files.
+r"""Turn official dataset annotations into our CSV lists (`path,label`) and class-index JSON files.
 
-    python tools/prepare_dataset.py kinetics --train train.csv --val validate.csv --out data/k400
-    python tools/prepare_dataset.py ucf101 --annotations ucfTrainTestlist --out zs_label_db
-    python tools/prepare_dataset.py hmdb51 --splits-dir testTrainMulti_7030_splits --out zs_label_db
-    python tools/prepare_dataset.py k600-zeroshot --k600 k600/validate.csv --out zs_label_db
-    python tools/prepare_dataset.py folder --root my_videos --out data/my_dataset
+    python tools/prepare_dataset.py kinetics --train train.csv --val validate.csv --out datasets/kinetics400
+    python tools/prepare_dataset.py ucf101 --annotations ucfTrainTestlist --out datasets/ucf101
+    python tools/prepare_dataset.py hmdb51 --splits-dir testTrainMulti_7030_splits --out datasets/hmdb51
+    python tools/prepare_dataset.py k600-zeroshot --k600 k600/validate.csv --out datasets/k600_zeroshot
+    python tools/prepare_dataset.py folder --root my_videos --out datasets/mine
     python tools/prepare_dataset.py ssv2 --labels something-something-v2-labels.json \
-        --train something-something-v2-train.json --validation something-something-v2-validation.json --out data/ssv2
+        --train something-something-v2-train.json --validation something-something-v2-validation.json \
+        --out datasets/ssv2
     python tools/prepare_dataset.py reencode videos/k400 videos/k400_fast [--short-side 256] [--gop N] [--workers N]
 
 The benchmarks' classes are the lists shipped in label_db/ (K400, K600, UCF101, HMDB51 and the three
@@ -18,11 +19,19 @@ to "," and DATA.INDEX_LABEL_MAPPING_FILE to the JSON.
 `reencode` mirrors a folder of videos into fast-loading copies (H.264 with a keyframe every few frames, no
 B-frames, short side 256) at the same relative paths with the extension .mp4, and copies the CSV/JSON lists
 found there with the paths rewritten; point DATA.PATH_PREFIX at the copy. See docs/data.md.
+
+Annotation files may start with a UTF-8 byte-order mark. Rows repeating an earlier clip are dropped and
+counted; warnings (duplicates, classes too small to split) go to stderr, the summary to stdout. Errors in
+the arguments or the annotation files exit with status 2 before anything is written.
 """
 
 import argparse
 import json
+import logging
+import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from slowfast.datasets import class_lists, prepare, reencode
 from slowfast.errors import cli_main
@@ -34,6 +43,17 @@ def _class_index(value: str) -> str | None:
         return None
     if value in class_lists.SHIPPED_CLASS_LISTS:
         return class_lists.shipped_path(value)
+    return value
+
+
+def _fraction(text: str) -> float:
+    """--val-fraction/--test-fraction: a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}") from None
+    if not (math.isfinite(value) and 0 <= value < 1):
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
     return value
 
 
@@ -95,8 +115,11 @@ def _folder_ssv2_parsers(sub) -> None:
     f = sub.add_parser("folder", help="one folder per class -> seeded train/val/test.csv + index2cls.json")
     f.add_argument("--root", required=True, help="folder with one sub-folder of videos per class")
     f.add_argument("--out", required=True, help="output folder")
-    f.add_argument("--val-fraction", type=float, default=0.1)
-    f.add_argument("--test-fraction", type=float, default=0.1)
+    f.add_argument("--val-fraction", type=_fraction, default=0.1,
+                   help="share of each class's videos in val.csv, in [0, 1): at least one video when above 0 and "
+                        "the class has a video for each split (default %(default)s)")
+    f.add_argument("--test-fraction", type=_fraction, default=0.1,
+                   help="share of each class's videos in test.csv, as --val-fraction (default %(default)s)")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--extensions", default=",".join(prepare.VIDEO_EXTENSIONS), help="comma-separated")
 
@@ -160,11 +183,24 @@ def run_reencode(a: argparse.Namespace) -> int:
     return 1 if failed and (failed == report.total or a.strict) else 0
 
 
-@cli_main("interrupted: the same command resumes (finished copies are kept)")
-def main(argv=None) -> int:
-    a = parse_args(argv)
-    if a.command == "reencode":
-        return run_reencode(a)
+@contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """The preparation's warnings as `warning: ...` lines on the current stderr, for one command."""
+    logger = logging.getLogger("slowfast.datasets")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def prepare_lists(a: argparse.Namespace) -> dict:
+    """Every command but `reencode`: the lists written, their summary."""
     if a.command == "kinetics":
         summary = prepare.prepare_kinetics(
             a.out, a.train, a.val, a.test, pattern=a.pattern,
@@ -190,6 +226,16 @@ def main(argv=None) -> int:
             a.root, a.out, a.val_fraction, a.test_fraction, a.seed,
             tuple(e if e.startswith(".") else "." + e for e in a.extensions.split(",") if e),
         )
+    return summary
+
+
+@cli_main("interrupted: the same command resumes (finished copies are kept)")
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    if a.command == "reencode":
+        return run_reencode(a)
+    with _warnings_to_stderr():
+        summary = prepare_lists(a)
     print(json.dumps(summary, indent=1))
     return 0
 

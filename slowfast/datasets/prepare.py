@@ -1,7 +1,8 @@
 """Official annotation formats -> our CSV lists (`path,label`) and class-index JSON files.
 
-Every function reads the official files, validates them (errors name the file and line) and writes the
-outputs atomically. Paths in the CSVs are relative to the dataset's video folder: point
+Every function reads the official files (UTF-8, with or without a byte-order mark), validates them (errors
+name the file and line) and only then writes the outputs, each atomically: a refused input leaves no list
+written. Paths in the CSVs are relative to the dataset's video folder: point
 `DATA.PATH_PREFIX` at that folder. The separator is always ",".
 
 * `prepare_kinetics`: annotation CSVs (`label,youtube_id,time_start,time_end,split[,...]`, with header)
@@ -26,10 +27,11 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import logging
 import os
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from slowfast.datasets import class_lists as shipped
 from slowfast.errors import UserError
@@ -39,6 +41,8 @@ from slowfast.utils.class_index import read_class_names, write_class_names
 __all__ = [
     "PrepareError",
     "DEFAULT_KINETICS_PATTERN",
+    "KINETICS_PATTERN_FIELDS",
+    "check_kinetics_pattern",
     "VIDEO_EXTENSIONS",
     "ucf_class_name",
     "prepare_kinetics",
@@ -52,6 +56,11 @@ __all__ = [
 # File name of a clip in the public Kinetics downloads (cvdfoundation / ActivityNet crawler).
 DEFAULT_KINETICS_PATTERN = "{split}/{youtube_id}_{time_start:06d}_{time_end:06d}.mp4"
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+# The fields of a Kinetics file-name pattern, with the values its check formats.
+KINETICS_PATTERN_FIELDS = {"split": "train", "label": "abseiling", "label_underscored": "abseiling",
+                           "youtube_id": "0wR5jVB-WPk", "time_start": 417, "time_end": 427}
+
+logger = logging.getLogger(__name__)
 
 
 class PrepareError(UserError, ValueError):
@@ -60,22 +69,63 @@ class PrepareError(UserError, ValueError):
     exit_code = 2
 
 
-# ---- writing -------------------------------------------------------------------------------------
-def _write_csv(path: str, rows: Iterable[tuple[str, int]]) -> int:
-    lines = []
-    for p, label in rows:
-        if "," in p:
-            raise PrepareError(f"video path {p!r} contains ',' (the CSV separator); rename the file")
-        lines.append(f"{p},{label}\n")
-    atomic_write_text(path, "".join(lines))
-    return len(lines)
+# ---- reading and writing -------------------------------------------------------------------------
+def _write_lists(lists: dict[str, Sequence[tuple[str, int]]]) -> dict[str, int]:
+    """Write `{csv path: rows}`, each atomically, after checking every row of every list: a refused path
+    leaves no list written. Returns {csv path: rows written}."""
+    for rows in lists.values():
+        for p, _ in rows:
+            if "," in p:
+                raise PrepareError(f"video path {p!r} contains ',' (the CSV separator); rename the file")
+    for path, rows in lists.items():
+        atomic_write_text(path, "".join(f"{p},{label}\n" for p, label in rows))
+    return {path: len(rows) for path, rows in lists.items()}
 
 
+def _not_utf8(path: str, e: UnicodeDecodeError) -> PrepareError:
+    return PrepareError(f"{path}: not UTF-8 text (byte offset {e.start}: {e.reason})")
+
+
+# Every file is read as "utf-8-sig": a byte-order mark (spreadsheet programs' "CSV UTF-8", Windows
+# editors) is dropped, as the training reader of the lists drops it, instead of becoming part of the
+# first class name, path or column name.
 def _read_lines(path: str) -> list[tuple[int, str]]:
     if not os.path.isfile(path):
         raise PrepareError(f"annotation file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        return [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
+    except UnicodeDecodeError as e:
+        raise _not_utf8(path, e) from None
+
+
+def _read_json(path: str):
+    """The content of a JSON annotation file; a syntax error is named with its line and column."""
+    if not os.path.isfile(path):
+        raise PrepareError(f"annotation file not found: {path}")
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise PrepareError(f"{path}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise _not_utf8(path, e) from None
+
+
+def _check_video_root(video_root: str | None) -> None:
+    if video_root is not None and not os.path.isdir(video_root):
+        raise PrepareError(f"video folder not found: {video_root}")
+
+
+def _present(rows: list[tuple[str, int]], video_root: str | None, src: str, hint: str) -> tuple[list, int]:
+    """(the rows whose video exists under `video_root`, how many were left out); all of them: refused."""
+    if video_root is None:
+        return rows, 0
+    kept = [r for r in rows if os.path.exists(os.path.join(video_root, r[0]))]
+    if rows and not kept:
+        raise PrepareError(f"none of the {len(rows)} videos of {src} is under {video_root} (the first would be "
+                           f"{os.path.join(video_root, rows[0][0])}): check {hint}")
+    return kept, len(rows) - len(kept)
 
 
 # ---- Kinetics ------------------------------------------------------------------------------------
@@ -83,22 +133,62 @@ def read_kinetics_annotations(path: str) -> list[dict]:
     """Rows of an official Kinetics annotation CSV, with `time_start`/`time_end` as ints."""
     if not os.path.isfile(path):
         raise PrepareError(f"annotation file not found: {path}")
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        need = {"label", "youtube_id", "time_start", "time_end"}
-        if reader.fieldnames is None or not need <= set(reader.fieldnames):
-            raise PrepareError(f"{path}:1: expected a header with columns {sorted(need)}, got {reader.fieldnames}")
-        rows = []
-        for lineno, row in enumerate(reader, 2):
-            try:
-                row["time_start"] = int(float(row["time_start"]))
-                row["time_end"] = int(float(row["time_end"]))
-            except (TypeError, ValueError):
-                raise PrepareError(f"{path}:{lineno}: time_start/time_end are not numbers: {row}") from None
-            if not row["label"] or not row["youtube_id"]:
-                raise PrepareError(f"{path}:{lineno}: empty label or youtube_id")
-            rows.append(row)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            rows = _kinetics_rows(csv.DictReader(f), path)
+    except UnicodeDecodeError as e:
+        raise _not_utf8(path, e) from None
+    if not rows:
+        raise PrepareError(f"{path}: no clips listed (only the header)")
     return rows
+
+
+def _kinetics_rows(reader: csv.DictReader, path: str) -> list[dict]:
+    need = {"label", "youtube_id", "time_start", "time_end"}
+    if reader.fieldnames is None or not need <= set(reader.fieldnames):
+        raise PrepareError(f"{path}:1: expected a header with columns {sorted(need)}, got {reader.fieldnames}")
+    rows = []
+    for lineno, row in enumerate(reader, 2):
+        try:
+            row["time_start"] = int(float(row["time_start"]))
+            row["time_end"] = int(float(row["time_end"]))
+        except (TypeError, ValueError, OverflowError):
+            raise PrepareError(f"{path}:{lineno}: time_start/time_end are not numbers: {row}") from None
+        if not row["label"] or not row["youtube_id"]:
+            raise PrepareError(f"{path}:{lineno}: empty label or youtube_id")
+        rows.append(row)
+    return rows
+
+
+def _unique_clips(rows: list[dict], path: str) -> tuple[list[dict], int]:
+    """(`rows` without the repeats of an earlier row's clip and label, how many were dropped); a warning
+    gives the count."""
+    seen: set[tuple] = set()
+    unique = []
+    for r in rows:
+        key = (r["label"], r["youtube_id"], r["time_start"], r["time_end"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(r)
+    dropped = len(rows) - len(unique)
+    if dropped:
+        logger.warning("%s: %d duplicate rows (the same label, youtube_id, time_start and time_end as an earlier "
+                       "row) dropped", path, dropped)
+    return unique, dropped
+
+
+def check_kinetics_pattern(pattern: str) -> None:
+    """Refuse a file-name pattern that names an unknown field or cannot be formatted, before any work."""
+    fields = " ".join(f"{{{name}}}" for name in KINETICS_PATTERN_FIELDS)
+    try:
+        pattern.format(**KINETICS_PATTERN_FIELDS)
+    except KeyError as e:
+        raise PrepareError(f"video path pattern {pattern!r}: unknown field {{{e.args[0]}}}; "
+                           f"the fields are {fields}") from None
+    except IndexError:
+        raise PrepareError(f"video path pattern {pattern!r}: a field without a name; the fields are {fields}") from None
+    except (ValueError, AttributeError, TypeError) as e:
+        raise PrepareError(f"video path pattern {pattern!r}: {e}; the fields are {fields}") from None
 
 
 def _kinetics_path(pattern: str, row: dict, split: str) -> str:
@@ -153,28 +243,30 @@ def prepare_kinetics(
     `pattern` names a clip's file relative to the video folder; fields: {split} (the folder of the
     split, see `split_dirs`, default train/val/test), {label}, {label_underscored}, {youtube_id},
     {time_start}, {time_end}. Without `test`, test.csv lists the validation videos (the usual protocol).
-    With `video_root`, clips whose file is missing are left out and counted. With `class_index`, labels
+    With `video_root`, clips whose file is missing are left out and counted (none found: refused). Rows
+    repeating an earlier clip with the same label are dropped and counted. With `class_index`, labels
     are that file's indices and every annotation label must be one of its classes (the training file
     must hold them all).
     """
+    check_kinetics_pattern(pattern)
+    _check_video_root(video_root)
     dirs = {"train": "train", "val": "val", "test": "test"}
     dirs.update(split_dirs or {})
     sources = {"train": train, "val": val, "test": test or val}
-    annotations = {s: read_kinetics_annotations(p) for s, p in sources.items() if p}
+    read = {p: _unique_clips(read_kinetics_annotations(p), p) for p in dict.fromkeys(sources.values()) if p}
+    annotations = {s: read[p][0] for s, p in sources.items() if p}
     classes, index = _kinetics_class_index(annotations, sources, class_index)
-    os.makedirs(out_dir, exist_ok=True)
-    summary: dict = {"classes": len(classes), "missing": {}}
+    summary: dict = {"classes": len(classes), "missing": {}, "duplicates": {}}
+    lists = {}
     for split, rows in annotations.items():
         folder = dirs["val"] if (split == "test" and not test) else dirs[split]
-        out_rows, missing = [], 0
-        for r in rows:
-            rel = _kinetics_path(pattern, r, folder)
-            if video_root is not None and not os.path.exists(os.path.join(video_root, rel)):
-                missing += 1
-                continue
-            out_rows.append((rel, index[r["label"]]))
-        summary[split] = _write_csv(os.path.join(out_dir, f"{split}.csv"), out_rows)
-        summary["missing"][split] = missing
+        out_rows = [(_kinetics_path(pattern, r, folder), index[r["label"]]) for r in rows]
+        lists[split], summary["missing"][split] = _present(
+            out_rows, video_root, f"{sources[split]} ({split})", "the video folder, the file-name pattern and "
+            "the split folder names")
+        summary["duplicates"][split] = read[sources[split]][1]
+    written = _write_lists({os.path.join(out_dir, f"{split}.csv"): rows for split, rows in lists.items()})
+    summary.update({split: written[os.path.join(out_dir, f"{split}.csv")] for split in lists})
     write_class_names(os.path.join(out_dir, "index2cls.json"), classes)
     return summary
 
@@ -226,8 +318,8 @@ def prepare_ucf101(annotation_dir: str, out_dir: str, splits: Sequence[int] = (1
             return lower[folder.lower()]
         raise PrepareError(f"{file}:{lineno}: class folder {folder!r} is not in {class_ind}")
 
+    lists = {}
     for n in splits:
-        split_dir = os.path.join(out_dir, f"ucf101_split{n}")
         for kind, csv_names in (("train", ("train.csv",)), ("test", ("val.csv", "test.csv"))):
             file = os.path.join(annotation_dir, f"{kind}list0{n}.txt")
             rows = []
@@ -238,7 +330,9 @@ def prepare_ucf101(annotation_dir: str, out_dir: str, splits: Sequence[int] = (1
                     raise PrepareError(f"{file}:{lineno}: label {line.split()[1]} disagrees with {class_ind}")
                 rows.append((path, label))
             for name in csv_names:
-                summary[f"split{n}/{name}"] = _write_csv(os.path.join(split_dir, name), rows)
+                lists[f"split{n}/{name}"] = rows
+    written = _write_lists({os.path.join(out_dir, f"ucf101_{key}"): rows for key, rows in lists.items()})
+    summary.update({key: written[os.path.join(out_dir, f"ucf101_{key}")] for key in lists})
     write_class_names(os.path.join(out_dir, "ucf101-index2cls.json"), names)
     return summary
 
@@ -264,8 +358,9 @@ def prepare_hmdb51(split_dir: str, out_dir: str, splits: Sequence[int] = (1, 2, 
         raise PrepareError(f"no HMDB51 split files (<class>_test_split<N>.txt) in {split_dir}")
     names = _check_against([c.replace("_", " ") for c in folders], class_index, f"the split files in {split_dir}")
     summary = {"classes": len(folders)}
+    lists = {}
     for n in splits:
-        rows = {"train": [], "test": []}
+        rows: dict[str, list] = {"train": [], "test": []}
         for label, c in enumerate(folders):
             file = files.get((c, n))
             if file is None:
@@ -278,10 +373,10 @@ def prepare_hmdb51(split_dir: str, out_dir: str, splits: Sequence[int] = (1, 2, 
                     rows["train"].append((f"{c}/{parts[0]}", label))
                 elif parts[1] == "2":
                     rows["test"].append((f"{c}/{parts[0]}", label))
-        out = os.path.join(out_dir, f"hmdb_split{n}")
-        summary[f"split{n}/train.csv"] = _write_csv(os.path.join(out, "train.csv"), rows["train"])
-        for name in ("val.csv", "test.csv"):
-            summary[f"split{n}/{name}"] = _write_csv(os.path.join(out, name), rows["test"])
+        lists.update({f"split{n}/train.csv": rows["train"], f"split{n}/val.csv": rows["test"],
+                      f"split{n}/test.csv": rows["test"]})
+    written = _write_lists({os.path.join(out_dir, f"hmdb_{key}"): rows for key, rows in lists.items()})
+    summary.update({key: written[os.path.join(out_dir, f"hmdb_{key}")] for key in lists})
     write_class_names(os.path.join(out_dir, "hmdb-index2cls.json"), names)
     return summary
 
@@ -290,15 +385,13 @@ def prepare_hmdb51(split_dir: str, out_dir: str, splits: Sequence[int] = (1, 2, 
 def _class_set(path: str) -> set[str]:
     """Class names from a class-index JSON ({"0": name}) or a Kinetics annotation CSV."""
     if path.endswith(".json"):
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        data = _read_json(path)
         return set(data.values() if isinstance(data, dict) else data)
     return {r["label"] for r in read_kinetics_annotations(path)}
 
 
 def _read_class_lists(path: str) -> list[list[str]]:
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+    data = _read_json(path)
     if isinstance(data, dict):
         data = [data[k] for k in sorted(data, key=str)]
     if not isinstance(data, list) or not all(isinstance(x, list) for x in data):
@@ -347,12 +440,15 @@ def prepare_k600_zeroshot(
     class of a split must have videos in `k600_annotations` (names compared ignoring case and '_');
     labels follow the alphabetical order of the split's classes.
     """
-    rows = read_kinetics_annotations(k600_annotations)
+    check_kinetics_pattern(pattern)
+    _check_video_root(video_root)
+    rows, duplicates = _unique_clips(read_kinetics_annotations(k600_annotations), k600_annotations)
     labels = {r["label"] for r in rows}
     by_key = {shipped.normalize_class_name(label): label for label in labels}
     lists = _k600_split_lists(labels, k400_classes, class_lists, random_splits, seed, num_classes, num_splits,
                               k600_annotations)
-    summary: dict = {"annotated_classes": len(labels)}
+    summary: dict = {"annotated_classes": len(labels), "duplicates": duplicates}
+    tests, indexes = {}, {}
     for s, (names, src) in enumerate(lists, 1):
         names = sorted(names)
         absent = [n for n in names if shipped.normalize_class_name(n) not in by_key]
@@ -361,23 +457,31 @@ def prepare_k600_zeroshot(
             raise PrepareError(f"{k600_annotations} has no videos of {len(absent)} classes of split {s} ({src}): "
                                f"{shipped.with_rename_hints(absent, unused)}")
         index = {by_key[shipped.normalize_class_name(c)]: i for i, c in enumerate(names)}
-        out_rows, missing = [], 0
-        for r in rows:
-            if r["label"] in index:
-                rel = _kinetics_path(pattern, r, split_dir)
-                if video_root is not None and not os.path.exists(os.path.join(video_root, rel)):
-                    missing += 1
-                    continue
-                out_rows.append((rel, index[r["label"]]))
+        out_rows = [(_kinetics_path(pattern, r, split_dir), index[r["label"]]) for r in rows if r["label"] in index]
         out = os.path.join(out_dir, f"k600_split{s}")
-        summary[f"split{s}"] = _write_csv(os.path.join(out, "test.csv"), out_rows)
-        summary[f"split{s}_missing"] = missing
+        tests[os.path.join(out, "test.csv")], summary[f"split{s}_missing"] = _present(
+            out_rows, video_root, f"{k600_annotations} (split {s})", "the video folder, the file-name pattern and "
+            "the split folder name")
+        indexes[os.path.join(out, "index2cls.json")] = names
+        summary[f"split{s}"] = len(tests[os.path.join(out, "test.csv")])
         summary[f"split{s}_classes"] = src
-        write_class_names(os.path.join(out, "index2cls.json"), names)
+    _write_lists(tests)
+    for path, names in indexes.items():
+        write_class_names(path, names)
     return summary
 
 
 # ---- custom folder-per-class datasets ------------------------------------------------------------
+def _split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int] | None:
+    """(val, test) videos of a class of `n`: the fractions of `n` rounded, at least one for each fraction
+    above 0, at least one video left for training; None when `n` is too small for that."""
+    if n < 1 + (val_fraction > 0) + (test_fraction > 0):
+        return None
+    n_val, n_test = (max(int(round(n * f)), 1 if f > 0 else 0) for f in (val_fraction, test_fraction))
+    n_test = min(n_test, n - 1 - (val_fraction > 0))
+    return min(n_val, n - 1 - n_test), n_test
+
+
 def prepare_folder(
     root: str,
     out_dir: str,
@@ -389,16 +493,18 @@ def prepare_folder(
     """`root/<class>/<video>` -> `out_dir/{train,val,test}.csv` + `index2cls.json`.
 
     Classes are the sub-folders in sorted order (names: underscores -> spaces); each class's videos are
-    shuffled with `seed` and split by the fractions (at least one training video per class).
+    shuffled with `seed` and split by the fractions, rounded, with at least one training video per class
+    and at least one video in each split whose fraction is above 0. A class with fewer videos than that
+    (fewer than 3 with both fractions above 0) goes to training whole, and a warning names it.
     """
     if not os.path.isdir(root):
         raise PrepareError(f"dataset folder not found: {root}")
-    if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise PrepareError(f"val and test fractions must be >= 0 and sum to < 1 (got {val_fraction}, {test_fraction})")
     exts = tuple(e.lower() for e in extensions)
     folders = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     rows: dict[str, list] = {"train": [], "val": [], "test": []}
-    names = []
+    names, too_small = [], []
     rng = random.Random(seed)
     for folder in folders:
         videos = sorted(
@@ -410,18 +516,24 @@ def prepare_folder(
         label = len(names)
         names.append(folder.replace("_", " "))
         rng.shuffle(videos)
-        n_test = int(round(len(videos) * test_fraction))
-        n_val = int(round(len(videos) * val_fraction))
-        n_test = min(n_test, len(videos) - 1)
-        n_val = min(n_val, len(videos) - 1 - n_test)
+        sizes = _split_sizes(len(videos), val_fraction, test_fraction)
+        if sizes is None:
+            too_small.append(f"{folder!r} ({len(videos)} video{'s' if len(videos) > 1 else ''})")
+        n_val, n_test = sizes or (0, 0)
         rows["test"] += [(v, label) for v in videos[:n_test]]
         rows["val"] += [(v, label) for v in videos[n_test : n_test + n_val]]
         rows["train"] += [(v, label) for v in videos[n_test + n_val :]]
     if not names:
         raise PrepareError(f"no class folders with videos ({', '.join(exts)}) under {root}")
-    summary = {"classes": len(names)}
-    for split, r in rows.items():
-        summary[split] = _write_csv(os.path.join(out_dir, f"{split}.csv"), sorted(r))
+    if too_small:
+        splits = ["train"] + [s for s, f in (("val", val_fraction), ("test", test_fraction)) if f > 0]
+        logger.warning("%d classes have too few videos to split (one for each of %s needed), all in train.csv: %s",
+                       len(too_small), ", ".join(splits), ", ".join(too_small))
+    written = _write_lists({os.path.join(out_dir, f"{split}.csv"): sorted(r) for split, r in rows.items()})
+    summary: dict = {"classes": len(names)}
+    summary.update({split: written[os.path.join(out_dir, f"{split}.csv")] for split in rows})
+    if too_small:
+        summary["too_small_to_split"] = len(too_small)
     write_class_names(os.path.join(out_dir, "index2cls.json"), names)
     return summary
 
@@ -429,10 +541,7 @@ def prepare_folder(
 # ---- Something-Something v2 ----------------------------------------------------------------------
 def _ssv2_classes(labels_json: str) -> list[str]:
     """Class names in label-id order from `something-something-v2-labels.json` ({"name": "id", ...})."""
-    if not os.path.isfile(labels_json):
-        raise PrepareError(f"annotation file not found: {labels_json}")
-    with open(labels_json, encoding="utf-8") as f:
-        data = json.load(f)
+    data = _read_json(labels_json)
     if not isinstance(data, dict) or not data:
         raise PrepareError(f"{labels_json}: expected a mapping {{\"class name\": \"id\", ...}}")
     try:
@@ -447,10 +556,7 @@ def _ssv2_classes(labels_json: str) -> list[str]:
 def _ssv2_rows(path: str, index: dict[str, int], extension: str) -> list[tuple[str, int]]:
     """`(<id><extension>, label)` of an SSv2 train/validation JSON; the class is the entry's template
     without its brackets ("Pushing [something] from left to right")."""
-    if not os.path.isfile(path):
-        raise PrepareError(f"annotation file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        entries = json.load(f)
+    entries = _read_json(path)
     if not isinstance(entries, list):
         raise PrepareError(f"{path}: expected a JSON list of {{\"id\", \"template\", ...}} entries")
     lower = {k.lower(): v for k, v in index.items()}
@@ -477,18 +583,20 @@ def prepare_ssv2(
     whose file is missing are left out and counted. Its classes name directions: train with
     DATA.RANDOM_FLIP False.
     """
+    _check_video_root(video_root)
     classes = _ssv2_classes(labels_json)
     index = {c: i for i, c in enumerate(classes)}
     sources = {"train": train_json, "val": validation_json, "test": validation_json}
+    read = {p: _ssv2_rows(p, index, extension) for p in dict.fromkeys(sources.values()) if p}
     summary: dict = {"classes": len(classes), "missing": {}}
+    lists = {}
     for split, path in sources.items():
-        if not path:
-            continue
-        rows = _ssv2_rows(path, index, extension)
-        if video_root is not None:
-            kept = [r for r in rows if os.path.exists(os.path.join(video_root, r[0]))]
-            summary["missing"][split] = len(rows) - len(kept)
-            rows = kept
-        summary[split] = _write_csv(os.path.join(out_dir, f"{split}.csv"), rows)
+        if path:
+            lists[split], missing = _present(read[path], video_root, f"{path} ({split})",
+                                             "the video folder and the file extension")
+            if video_root is not None:
+                summary["missing"][split] = missing
+    written = _write_lists({os.path.join(out_dir, f"{split}.csv"): rows for split, rows in lists.items()})
+    summary.update({split: written[os.path.join(out_dir, f"{split}.csv")] for split in lists})
     write_class_names(os.path.join(out_dir, "index2cls.json"), classes)
     return summary

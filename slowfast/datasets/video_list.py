@@ -1,11 +1,14 @@
 """The list of a dataset's videos: a CSV of `path<SEP>label` lines, checked line by line when it is read.
 
 Kinetics, UCF101, HMDB51, Kinetics-600 and the synthetic default differ only in their files, so one reader
-serves them all. A bad line stops the run before any training with the file name and line number.
+serves them all. A bad line stops the run before any training with the file name and line number. A line
+repeating an earlier one (same path, same label) is read once, with one warning giving the count: a test
+video listed twice would otherwise count twice in the accuracy.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +16,9 @@ from dataclasses import dataclass
 from slowfast.errors import UserError
 
 __all__ = ["VideoEntry", "read_video_csv", "DatasetFileError", "check_paths_exist", "PATH_SAMPLE"]
+
+
+logger = logging.getLogger(__name__)
 
 
 class DatasetFileError(UserError, ValueError):
@@ -31,10 +37,13 @@ def read_video_csv(
     path_prefix: str,
     num_classes: int | None = None,
 ) -> list[VideoEntry]:
-    """Parse and validate every line; paths are joined to `path_prefix` (absolute paths stay as they are)."""
+    """Parse and validate every line; paths are joined to `path_prefix` (absolute paths stay as they are).
+    Repeated lines (same path and label) are kept once, with one warning naming the file and the count."""
     if not os.path.isfile(csv_path):
         raise DatasetFileError(f"dataset list not found: {csv_path}")
-    entries = []
+    entries: list[VideoEntry] = []
+    seen: set[VideoEntry] = set()
+    repeats: list[int] = []
     # utf-8-sig: spreadsheet programs ("CSV UTF-8") start the file with a byte-order mark, which would
     # otherwise become part of the first path.
     with open(csv_path, encoding="utf-8-sig") as f:
@@ -58,9 +67,17 @@ def read_video_csv(
             if label < 0 or (num_classes is not None and label >= num_classes):
                 upper = f"0..{num_classes - 1}" if num_classes is not None else "a non-negative integer"
                 raise DatasetFileError(f"{csv_path}:{lineno}: label {label} outside {upper} (the class-index file)")
-            entries.append(VideoEntry(os.path.join(path_prefix, path), label))
+            entry = VideoEntry(os.path.join(path_prefix, path), label)
+            if entry in seen:
+                repeats.append(lineno)
+                continue
+            seen.add(entry)
+            entries.append(entry)
     if not entries:
         raise DatasetFileError(f"{csv_path}: no videos listed")
+    if repeats:
+        logger.warning("%s: %d duplicate rows (the same path and label as an earlier row; the first at line %d) "
+                       "left out: each video is read once", csv_path, len(repeats), repeats[0])
     return entries
 
 
