@@ -137,3 +137,30 @@ def test_every_console_command_names_an_existing_main():
         name, target = (part.strip() for part in entry.split("="))
         module, func = target.split(":")
         assert name.startswith("stdd-") and callable(getattr(importlib.import_module(module), func)), entry
+
+
+def _console_commands() -> list[tuple[str, str]]:
+    import ast
+
+    tree = ast.parse(open(os.path.join(ROOT, "setup.py"), encoding="utf-8").read())
+    entries = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and " = " in n.value]
+    return [tuple(part.strip() for part in entry.split("=")) for entry in entries]  # type: ignore[misc]
+
+
+SUBCOMMANDS = {"stdd-benchmark": ["model", "data", "averaging"], "stdd-prepare": ["kinetics", "folder", "reencode"]}
+HEAVY = ("torch", "torchvision", "open_clip", "gradio")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,target", _console_commands(), ids=[n for n, _ in _console_commands()])
+def test_help_and_argument_errors_answer_before_torch_is_imported(name, target):
+    """`--help` (and a bad flag) is answered by argparse before the command imports torch or open_clip, which take
+    seconds: the command's heavy imports come after its arguments are parsed."""
+    module, func = target.split(":")
+    for sub in [[]] + [[s] for s in SUBCOMMANDS.get(name, [])]:
+        for flags in (["--help"], ["--no-such-flag"]):
+            probe = (f"import sys\nfrom {module} import {func} as main\n"
+                     f"try:\n    main({sub + flags!r})\nexcept SystemExit:\n    pass\n"
+                     f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules))")
+            out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=300)
+            assert "LOADED []" in out.stdout, (name, sub + flags, out.stdout[-500:], out.stderr[-500:])

@@ -1,12 +1,12 @@
 """`tools/benchmark.py model` on a tiny CLIP: the table, the ratio column, the FLOP/MFU path, --append."""
 
-from slowfast.benchmarks.model import main
+from slowfast.cli.benchmark import main
 
 
 def test_model_benchmark_writes_a_table_with_ratios_and_mfu(tmp_path, capsys):
     md = tmp_path / "BENCHMARKS.md"
     argv = [
-        "--width", "64", "--heads", "2", "--layers", "1", "--patch", "8", "--resolution", "32", "--embed-dim", "32",
+        "model", "--width", "64", "--heads", "2", "--layers", "1", "--patch", "8", "--resolution", "32", "--embed-dim", "32",
         "--frames", "4", "--batch-sizes", "2", "--repeats", "1", "--warmup", "1", "--num-classes", "3",
         "--channel-fold", "8", "--types", "None", "stcross_attend", "--distill", "--peak-tflops", "1",
         "--append", "--benchmarks-md", str(md),

@@ -13,11 +13,11 @@ import datetime
 import os
 import platform
 
-import torch
-
 
 def environment_line(device: str = "cpu") -> str:
     """One line naming the device, torch version, threads and date, for the head of a results table."""
+    import torch  # here, so that importing a benchmark's light parts does not load torch
+
     if device.startswith("cuda") and torch.cuda.is_available():
         dev = torch.cuda.get_device_name(torch.device(device))
     else:

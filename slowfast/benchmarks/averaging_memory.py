@@ -122,19 +122,8 @@ def write_synthetic_checkpoints(directory: str, num: int, size_mb: float, teache
     return size
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="tools/benchmark.py averaging", description=__doc__.split("\n\n")[0])
-    p.add_argument("--num-checkpoints", type=int, default=20, help="number of checkpoints averaged (default 20)")
-    p.add_argument("--size-mb", type=float, default=50.0, help="size of one checkpoint in MiB (default 50)")
-    p.add_argument("--methods", nargs="+", default=["swa"], choices=["swa", "gwa", "bwa", "ewa"],
-                   help="schemes computed in the one pass (default swa); memory grows by one model state per scheme")
-    p.add_argument("--teacher-fraction", type=float, default=0.0,
-                   help="share of each checkpoint in raw_model.* keys, carried over rather than averaged (default 0: all averaged)")
-    p.add_argument("--workdir", default=None, help="folder for the synthetic checkpoints (default: a temp folder, removed)")
-    p.add_argument("--compare-stacking", action="store_true",
-                   help="also measure loading every checkpoint at once, as the original tool did (needs N checkpoints of memory)")
-    p.add_argument("--append", action="store_true", help="append the table to BENCHMARKS.md")
-    args = p.parse_args(argv)
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    """Measure as `args` (parsed by `stdd-benchmark averaging`) asks; `argv` is quoted in BENCHMARKS.md."""
 
     rows = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
@@ -165,10 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     print(table)
     if args.append:
-        cmd = "python tools/benchmark.py averaging " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[2:]))
+        cmd = "python tools/benchmark.py averaging " + " ".join(shlex.quote(a) for a in argv)
         append_to_benchmarks_md("Checkpoint averaging: peak memory", table, cmd, path=os.path.join(ROOT, "BENCHMARKS.md"))
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -28,30 +28,6 @@ CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    cores = os.cpu_count() or 1
-    p = argparse.ArgumentParser(prog="tools/benchmark.py data", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workers", type=int, nargs="+", default=sorted({1, cores}),
-                   help="DATA_LOADER.NUM_WORKERS values (default: 1 and one per core, %(default)s)")
-    p.add_argument("--modes", nargs="+", default=["train", "test"], choices=["train", "test"])
-    p.add_argument("--num-videos", type=int, default=4, help="distinct 340x256 videos to generate (default %(default)s)")
-    p.add_argument("--clips", type=int, default=48, help="clips timed per pass (default %(default)s)")
-    p.add_argument("--rounds", type=int, default=3, help="passes over sources and copies, in turn (default %(default)s)")
-    p.add_argument("--hd-clips", type=int, default=8,
-                   help="clips timed per pass on the 1280x720 source and its copy; 0 leaves that row out (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=8, help="loader batch size (default %(default)s)")
-    p.add_argument("--seconds", type=float, default=10.0, help="length of the generated videos (default %(default)s)")
-    p.add_argument("--gop", type=int, help="keyframe interval of the copies (default: reencode's)")
-    p.add_argument("--crf", type=int, help="x264 crf of the copies (default: reencode's)")
-    p.add_argument("--tune", help="x264 tuning of the copies, e.g. fastdecode (default: reencode's)")
-    p.add_argument("--video-dir", help="reuse/keep the generated videos and copies here (default: a temporary folder)")
-    p.add_argument("--no-multi-thread-decode", action="store_true",
-                   help="DATA_LOADER.ENABLE_MULTI_THREAD_DECODE False")
-    p.add_argument("--append", action="store_true", help="append the table to BENCHMARKS.md")
-    return p.parse_args(argv)
-
-
 def _cfg(folder: str, workers: int, batch: int, multi_thread: bool):
     from slowfast.config import get_cfg
 
@@ -150,12 +126,12 @@ def _rows(src: Source, mode: str, workers: int, a: list[float], b: list[float]) 
     ]
 
 
-def main(argv=None) -> int:
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    """Time the loader as `args` (parsed by `stdd-benchmark data`) asks; `argv` is quoted in BENCHMARKS.md."""
     from dataclasses import replace
 
     from slowfast.datasets.reencode import EncodeSettings
 
-    args = parse_args(argv)
     tmp = None if args.video_dir else tempfile.TemporaryDirectory(prefix="stdd_data_bench_")
     root = args.video_dir or tmp.name
     settings = EncodeSettings()
@@ -191,7 +167,7 @@ def main(argv=None) -> int:
     ])
     print(text)
     if args.append:
-        command = "python tools/benchmark.py data " + " ".join(shlex.quote(a) for a in (argv or sys.argv[2:]))
+        command = "python tools/benchmark.py data " + " ".join(shlex.quote(a) for a in argv)
         append_to_benchmarks_md("Data loader: source files vs re-encoded copies", text, command.strip())
     if tmp is not None:
         tmp.cleanup()

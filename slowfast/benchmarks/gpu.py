@@ -230,7 +230,7 @@ class Ctx:
 def model_args(ctx: Ctx, arch: str, distill: bool, checkpoint: bool = False, compile: bool = False,
                dtype: str = "bf16") -> argparse.Namespace:
     """The namespace `slowfast.benchmarks.model` reads (its Case, clip_config and peak_tflops)."""
-    from slowfast.benchmarks.model import parse_args
+    from slowfast.benchmarks.options import model_parser
 
     tiny = [] if arch != "custom" else ["--width", str(TINY_CLIP["width"]), "--layers", str(TINY_CLIP["layers"]),
                                         "--heads", str(TINY_CLIP["heads"]), "--patch", str(TINY_CLIP["patch"]),
@@ -241,7 +241,7 @@ def model_args(ctx: Ctx, arch: str, distill: bool, checkpoint: bool = False, com
     argv += ["--distill"] * distill + ["--checkpoint"] * checkpoint + ["--compile"] * compile
     if ctx.peak_tflops:
         argv += ["--peak-tflops", str(ctx.peak_tflops)]
-    return parse_args(argv)
+    return model_parser().parse_args(argv)
 
 
 def measure_case(ctx: Ctx, args: argparse.Namespace, sd: dict, op_type: Optional[str], flops: Optional[float] = None) -> dict:

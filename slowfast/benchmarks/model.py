@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from slowfast.benchmarks import append_to_benchmarks_md, environment_line
 from slowfast.clip import custom_clip_config, random_clip_state_dict
-from slowfast.config.choices import TEMPORAL_TYPES, normalize_temporal_type
+from slowfast.config.choices import normalize_temporal_type
 from slowfast.models.temporal_ops import TemporalOpConfig
 from slowfast.models.video_model import TeacherConfig, TemporalClipVideo
 
@@ -40,37 +40,6 @@ ARCHS = {
 # Dense bf16 tensor-core peaks (TFLOP/s) by device-name substring; --peak-tflops overrides.
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "A800": 312.0, "L40S": 362.0,
                     "A10G": 70.0, "L4": 121.0, "4090": 165.0, "3090": 71.0}
-
-
-def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="tools/benchmark.py model", description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--arch", choices=("custom", "vitb16", "vitl14"), default="custom")
-    p.add_argument("--width", type=int, default=256, help="custom: vision width")
-    p.add_argument("--layers", type=int, default=4, help="custom: vision layers")
-    p.add_argument("--heads", type=int, default=4, help="custom: vision heads")
-    p.add_argument("--patch", type=int, default=16, help="custom: patch size")
-    p.add_argument("--resolution", type=int, default=224, help="custom: image side (a multiple of --patch whose grid the 2x2 mask window divides)")
-    p.add_argument("--embed-dim", type=int, default=256, help="custom: joint embedding size")
-    p.add_argument("--types", nargs="+", default=["None", "stcross_attend", "stadapt_zeroinit"],
-                   choices=[str(t) for t in TEMPORAL_TYPES] + ["none"], metavar="TYPE",
-                   help=f"temporal operators to time: {', '.join(map(str, TEMPORAL_TYPES))} (None = per-frame CLIP)")
-    p.add_argument("--batch-sizes", nargs="+", type=int, default=[4])
-    p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--num-classes", type=int, default=32, help="classes of the (template) classifier")
-    p.add_argument("--channel-fold", type=int, default=32)
-    p.add_argument("--temporal-scale", nargs="+", type=int, default=[1, 2])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--distill", action="store_true", help="keep the frozen teacher and train with distillation")
-    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="bf16 = autocast")
-    p.add_argument("--compile", action="store_true", help="torch.compile the image tower (MODEL.COMPILE)")
-    p.add_argument("--checkpoint", action="store_true", help="activation checkpointing (MODEL.USE_CHECKPOINT)")
-    p.add_argument("--peak-tflops", type=float, default=None, help="device bf16 peak for MFU (default: by name)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads)")
-    p.add_argument("--append", action="store_true", help="append the table to BENCHMARKS.md")
-    p.add_argument("--benchmarks-md", default="BENCHMARKS.md")
-    return p.parse_args(argv)
 
 
 def clip_config(args: argparse.Namespace):
@@ -293,8 +262,8 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    """Time the model as `args` (parsed by `stdd-benchmark model`) asks; `argv` is quoted in BENCHMARKS.md."""
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -325,10 +294,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     body = f"{environment_line(str(device))}\n\n{desc}\n\n{table(rows)}\n"
     print(body)
     if args.append:
-        cmd = "python tools/benchmark.py model " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[2:]))
+        cmd = "python tools/benchmark.py model " + " ".join(shlex.quote(a) for a in argv)
         append_to_benchmarks_md(f"Model speed: {args.arch} on {device.type}", body, cmd, path=args.benchmarks_md)
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
