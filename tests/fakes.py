@@ -2,7 +2,7 @@
 
 The server answers from the class named in the request (ASKG for stage 1, one clause per triple for
 stage 2), counts requests per class, and can be scripted per test to misbehave (bad YAML, 429, 5xx,
-hanging, 401).
+hanging, 401, a body that is not JSON).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ class Reply:
     headers: dict = field(default_factory=dict)
     error: str = "scripted error"
     code: Optional[str] = None
+    body: Optional[bytes] = None  # sent as it is instead of the chat-completions JSON (a broken server)
+    content_type: str = "application/json"
 
 
 def askg_answer(name: str) -> str:
@@ -87,10 +89,10 @@ class _ChatHandler(BaseHTTPRequestHandler):
         self._send(reply, _payload(reply, n, body["model"]))
 
     def _send(self, reply: Reply, payload: dict) -> None:
-        data = json.dumps(payload).encode()
+        data = json.dumps(payload).encode() if reply.body is None else reply.body
         try:
             self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(data)))
             for k, v in reply.headers.items():
                 self.send_header(k, v)

@@ -1,4 +1,5 @@
-"""Argument parsing and `main(argv)` for the three `utils/` scripts (kept here so tests can call them).
+"""`stdd-askg`, `stdd-xprompt`, `stdd-text-features`: parsing and `main(argv)` (the scripts under `utils/`
+forward here).
 
 Exit status: 0 all classes done, 1 some classes failed (the rest is saved; run again to retry them),
 2 bad input or a failure every request would repeat (bad key, unknown model or URL), 130 interrupted.
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Optional
@@ -42,18 +45,45 @@ def _logging(quiet: bool) -> Iterator[None]:
         logger.setLevel(old_level)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _whole_number(lowest: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= `lowest` (a bad value is refused with the usage line, exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be >= {lowest}, got {value}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+def _finite_number(lowest: float, highest: float = math.inf, lowest_allowed: bool = True) -> Callable[[str], float]:
+    """An argparse type: a finite number in [lowest, highest] (`lowest_allowed=False`: above `lowest`)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if value < lowest or (value == lowest and not lowest_allowed) or value > highest:
+            low = f"{'>=' if lowest_allowed else '>'} {lowest:g}"
+            raise argparse.ArgumentTypeError(
+                f"must be {low}" + (f" and <= {highest:g}" if highest < math.inf else "") + f", got {text}")
+        return value
+
+    return parse
+
+
+_positive_int = _whole_number(1)
+_non_negative_int = _whole_number(0)
+# Waits and timeouts up to a day: no request needs more, and far longer ones overflow the standard library's timers.
+_seconds = _finite_number(0.0, 86400.0)
+_positive_seconds = _finite_number(0.0, 86400.0, lowest_allowed=False)
+# The range OpenAI's API accepts (above about 1 the answers grow close to random).
+_temperature = _finite_number(0.0, 2.0)
 
 
 def _add_llm_args(p: argparse.ArgumentParser, temperature: float) -> None:
@@ -74,17 +104,21 @@ def _add_llm_args(p: argparse.ArgumentParser, temperature: float) -> None:
     g.add_argument("--env-file", default=".env",
                    help="python-dotenv file read for OPENAI_API_KEY / OPENAI_BASE_URL / OPENAI_MODEL when they are "
                         "not given otherwise (default: .env in the current folder; see .env.example)")
-    g.add_argument("--temperature", type=float, default=None,
-                   help=f"sampling temperature (default {temperature}, as in the original work)")
+    g.add_argument("--temperature", type=_temperature, default=None,
+                   help=f"sampling temperature, 0 to 2 (default {temperature}, as in the original work)")
     g.add_argument("--max-tokens", type=_positive_int, default=llm_instructions.MAX_TOKENS,
-                   help=f"completion token limit per request (default {llm_instructions.MAX_TOKENS})")
-    g.add_argument("--timeout", type=float, default=120.0, help="seconds per HTTP request (default 120)")
+                   help=f"completion token limit per request (default {llm_instructions.MAX_TOKENS}); an answer "
+                        f"longer than {llm_instructions.ANSWER_CHARS_PER_TOKEN} characters per token of it is "
+                        "rejected and asked again")
+    g.add_argument("--timeout", type=_positive_seconds, default=120.0,
+                   help="seconds per HTTP request, more than 0 and at most 86400 (default 120)")
     g.add_argument("--max-retries", type=_non_negative_int, default=8,
                    help="retries per request on HTTP 429/408/409/5xx, timeouts and connection errors (default 8)")
-    g.add_argument("--backoff-base", type=float, default=1.0,
+    g.add_argument("--backoff-base", type=_seconds, default=1.0,
                    help="retry i waits uniform(0, min(--backoff-max, base * 2**i)) seconds, or the server's "
                         "Retry-After (default 1.0)")
-    g.add_argument("--backoff-max", type=float, default=60.0, help="longest wait between retries, seconds (default 60)")
+    g.add_argument("--backoff-max", type=_seconds, default=60.0,
+                   help="longest wait between retries, seconds, at most 86400 (default 60)")
     r = p.add_argument_group("run")
     r.add_argument("--concurrency", type=_positive_int, default=4, help="requests in flight at once (default 4)")
     r.add_argument("--max-reasks", type=_non_negative_int, default=2,
@@ -97,13 +131,26 @@ def _add_llm_args(p: argparse.ArgumentParser, temperature: float) -> None:
     r.add_argument("--quiet", action="store_true", help="log only warnings and errors")
 
 
+def _parser(command: str, script: str, description: str, examples: list[list[str]]) -> argparse.ArgumentParser:
+    """A parser whose usage line and examples name the command as the user ran it: the installed command
+    (`stdd-askg`), or the original script under utils/ that forwards to it, as typed."""
+    typed = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    prog = f"python {typed}" if os.path.basename(typed) == script else command
+    epilog = "examples:\n" + "\n".join(f"  {prog} " + " \\\n      ".join(lines) for lines in examples)
+    if prog == command:
+        epilog += f"\n\n{command} is also utils/{script} (the original script name)."
+    return argparse.ArgumentParser(prog=prog, description=textwrap.fill(description, 78), epilog=epilog,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def askg_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="ASKG_text_prompt.py",
-        description="Stage 1: ask an LLM for the Action Semantic Knowledge Graph (objects, relation triples, "
-                    "sub-actions) of every class and write them to one YAML, in class-index order. Each class's "
-                    "validated answer is saved in <output>.parts/ as soon as it arrives; a restarted run asks "
-                    "only for the classes not done yet.",
+    p = _parser(
+        "stdd-askg", "ASKG_text_prompt.py",
+        "Stage 1: ask an LLM for the Action Semantic Knowledge Graph (objects, relation triples, sub-actions) "
+        "of every class and write them to one YAML, in class-index order. Each class's validated answer is "
+        "saved in <output>.parts/ as soon as it arrives; a restarted run asks only for the classes not done yet.",
+        [["--classes label_db/k400-index2cls.json", "--output label_db/classes_ASKG_k400.yml --dry-run"],
+         ["--classes label_db/k400-index2cls.json", "--output label_db/classes_ASKG_k400.yml --concurrency 8"]],
     )
     p.add_argument("--classes", required=True, help="class-index JSON {\"0\": \"class name\", ...}")
     p.add_argument("--output", required=True, help="ASKG YAML to write (e.g. label_db/classes_ASKG_k400.yml)")
@@ -112,13 +159,15 @@ def askg_parser() -> argparse.ArgumentParser:
 
 
 def xprompt_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="extended_text_prompt.py",
-        description="Stage 2: turn each class's ASKG triples into extended prompt clauses (one per triple) "
-                    "with an LLM and write them to one YAML, in class order. Progress is kept in "
-                    "<output>.parts/ as in stage 1; a class is asked again only if its ASKG entry changed.",
+    p = _parser(
+        "stdd-xprompt", "extended_text_prompt.py",
+        "Stage 2: turn each class's ASKG triples into extended prompt clauses (one per triple) with an LLM and "
+        "write them to one YAML, in class order. Progress is kept in <output>.parts/ as in stage 1; a class is "
+        "asked again only if its ASKG entry changed.",
+        [["--askg label_db/classes_ASKG_k400.yml --classes label_db/k400-index2cls.json",
+          "--output label_db/classes_xprompt_k400.yml --concurrency 8"]],
     )
-    p.add_argument("--askg", required=True, help="ASKG YAML written by utils/ASKG_text_prompt.py")
+    p.add_argument("--askg", required=True, help="ASKG YAML written by stdd-askg (stage 1)")
     p.add_argument("--output", required=True, help="xprompt YAML to write (e.g. label_db/classes_xprompt_k400.yml)")
     p.add_argument("--classes", default=None,
                    help="optional class-index JSON: take the classes and their order from it (every class must "
@@ -131,14 +180,17 @@ def features_parser() -> argparse.ArgumentParser:
     from slowfast.text.encode_prompts import MODES, PROMPT_ORDERS
     from slowfast.text.templates import DATASETS
 
-    p = argparse.ArgumentParser(
-        prog="text_prompts.py",
-        description="Stage 3: encode template x (class name + extended-prompt clause) sentences with CLIP's text "
-                    "tower into the [K, N, E] feature file read with DATA.TEXT_AUG True "
-                    "DATA.TEXT_AUG_FEATURE_FILE <output>.",
+    p = _parser(
+        "stdd-text-features", "text_prompts.py",
+        "Stage 3: encode template x (class name + extended-prompt clause) sentences with CLIP's text tower into "
+        "the [K, N, E] feature file read with DATA.TEXT_AUG True DATA.TEXT_AUG_FEATURE_FILE <output>.",
+        [["--xprompt label_db/classes_xprompt_k400.yml --classes label_db/k400-index2cls.json",
+          "--clip-weights ViT-B/16 --output classes_text_feats_k400_tpl8_xmix_ViT-B_16.pt"],
+         ["--mode base --classes label_db/hmdb51-index2cls.json --clip-weights ViT-B/16",
+          "--output classes_text_feats_hmdb51_tpl8_base_ViT-B_16.pt"]],
     )
     p.add_argument("--xprompt", default="",
-                   help="xprompt YAML from utils/extended_text_prompt.py (not needed for --mode base)")
+                   help="xprompt YAML written by stdd-xprompt (stage 2); not needed for --mode base")
     p.add_argument("--classes", required=True, help="class-index JSON; row k of the features is class k")
     p.add_argument("--clip-weights", required=True,
                    help="OpenAI-format CLIP checkpoint (TorchScript archive or state dict), or a name such as "
@@ -217,6 +269,18 @@ def _run_llm_stage(args: argparse.Namespace, build_items: Callable[[], list], sp
         return 1 if report.failures else 0
 
 
+def refuse_missing_inputs(required: dict[str, str], optional: dict[str, Optional[str]]) -> None:
+    """Stop before any work when an input flag names no file (an optional flag left empty is not given)."""
+    given = {**required, **{flag: path for flag, path in optional.items() if path}}
+    for flag, path in given.items():
+        if not path:
+            raise TextCommandError(f"{flag} is empty: give the path of a file")
+        if os.path.isdir(path):
+            raise TextCommandError(f"{flag} {path}: is a folder, not a file")
+        if not os.path.isfile(path):
+            raise TextCommandError(f"{flag} {path}: no such file")
+
+
 def refuse_output_among_inputs(output: str, inputs: dict[str, Optional[str]]) -> None:
     """Stop before any work when --output names one of the command's input files (it would be replaced)."""
     for flag, path in inputs.items():
@@ -228,6 +292,7 @@ def refuse_output_among_inputs(output: str, inputs: dict[str, Optional[str]]) ->
 def askg_main(argv: Optional[list[str]] = None) -> int:
     args = askg_parser().parse_args(argv)
     refuse_output_among_inputs(args.output, {"--classes": args.classes})
+    refuse_missing_inputs({"--classes": args.classes}, {})
     from slowfast.text.stages import ASKG_STAGE, askg_items, read_class_index
 
     return _run_llm_stage(args, lambda: askg_items(read_class_index(args.classes), args.limit), ASKG_STAGE)
@@ -237,6 +302,7 @@ def askg_main(argv: Optional[list[str]] = None) -> int:
 def xprompt_main(argv: Optional[list[str]] = None) -> int:
     args = xprompt_parser().parse_args(argv)
     refuse_output_among_inputs(args.output, {"--askg": args.askg, "--classes": args.classes})
+    refuse_missing_inputs({"--askg": args.askg}, {"--classes": args.classes})
     from slowfast.text.schema import load_entries
     from slowfast.text.stages import XPROMPT_STAGE, read_class_index, xprompt_items
 
@@ -252,6 +318,9 @@ def features_main(argv: Optional[list[str]] = None) -> int:
     args = features_parser().parse_args(argv)
     refuse_output_among_inputs(args.output, {"--classes": args.classes, "--xprompt": args.xprompt,
                                              "--clip-weights": args.clip_weights, "--templates-file": args.templates_file})
+    refuse_missing_inputs({"--classes": args.classes}, {"--xprompt": args.xprompt, "--templates-file": args.templates_file})
+    if args.mode != "base" and not args.xprompt:
+        raise TextCommandError("--xprompt is required unless --mode base")
     import torch
 
     from slowfast.clip import CLIPWeightsError
@@ -259,8 +328,6 @@ def features_main(argv: Optional[list[str]] = None) -> int:
     from slowfast.text.stages import read_class_index
     from slowfast.text.templates import choose_templates_file, load_templates
 
-    if args.mode != "base" and not args.xprompt:
-        raise TextCommandError("--xprompt is required unless --mode base")
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,4 +1,4 @@
-"""The `[K, N, E]` text-feature file: written by `utils/text_prompts.py`, read by the model (DATA.TEXT_AUG).
+"""The `[K, N, E]` text-feature file: written by `stdd-text-features` (`utils/text_prompts.py`), read by the model (DATA.TEXT_AUG).
 
 Format (a `torch.save`d dict, loadable with `weights_only=True`)::
 
@@ -159,7 +159,7 @@ def check_feature_file_matches(
     record = meta.get("clip_identity")
     if not isinstance(record, dict):
         logger.warning("%s does not record the CLIP it was made with (an older or released file); make sure it "
-                       "was built with %s, or rebuild it with utils/text_prompts.py", path, clip_name)
+                       "was built with %s, or rebuild it with stdd-text-features", path, clip_name)
         return
     theirs = f"{record.get('name')!r} (embedding size {record.get('embed_dim')}, text tower " \
              f"{str(record.get('text_tower_sha256'))[:12]})"
@@ -174,5 +174,5 @@ def check_feature_file_matches(
     if problem:
         raise TextFeatureError(
             f"{path} was made with CLIP {theirs} but the model's CLIP is {ours}: different {problem}. Rebuild "
-            "the file with utils/text_prompts.py --clip-weights <the model's CLIP weights>"
+            "the file with stdd-text-features --clip-weights <the model's CLIP weights>"
         )

@@ -11,7 +11,9 @@ leaves this module goes through `redact`.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import random
 import threading
@@ -181,7 +183,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: Optional[float] = None, rng: Optional[random.Random] = None) -> float:
         if retry_after is not None and retry_after >= 0:
             return min(retry_after, self.max_delay)
-        cap = min(self.max_delay, self.base_delay * (2**attempt))
+        cap = min(self.max_delay, self.base_delay * 2.0 ** min(attempt, 64))  # 2**1024 overflows a float
         return (rng or random).uniform(0.0, cap)
 
 
@@ -224,6 +226,27 @@ def _retry_after_seconds(headers: Any) -> Optional[float]:
         except (TypeError, ValueError):
             return None  # an HTTP date: fall back to our own backoff
     return None
+
+
+def _token_counts(resp: Any) -> tuple[int, int]:
+    """(prompt, completion) tokens the server reports; 0 for what it leaves out or gives as a non-number."""
+    usage = getattr(resp, "usage", None)
+    counts = []
+    for name in ("prompt_tokens", "completion_tokens"):
+        value = getattr(usage, name, 0)
+        counts.append(int(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0)
+    return counts[0], counts[1]
+
+
+def _answer_text(resp: Any) -> Optional[str]:
+    """The first choice's message text; None when the body has no such string (an HTML page, a JSON
+    body of another shape: the client hands those back unchecked)."""
+    choices = getattr(resp, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        return None
+    message = getattr(choices[0], "message", None)
+    text = getattr(message, "content", None)
+    return text if isinstance(text, str) else None
 
 
 class _Retryable(Exception):
@@ -320,15 +343,19 @@ class LLMClient:
             raise self._retryable(e, where) from None
         except openai.OpenAIError as e:
             raise LLMError(self.redact(f"request{where} failed: {type(e).__name__}: {e}")) from None
-        usage = getattr(resp, "usage", None)
-        pt = int(getattr(usage, "prompt_tokens", 0) or 0)
-        ct = int(getattr(usage, "completion_tokens", 0) or 0)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            # A proxy or an overloaded server answering HTTP 200 with a body that is not JSON (or a cut-off
+            # one): a hiccup like an empty answer, not a reason to stop the run.
+            raise _Retryable("answer (HTTP 200) is not JSON",
+                             lambda n: f"answer{where} was not JSON in {n} attempts (HTTP 200)") from None
+        pt, ct = _token_counts(resp)
         self.usage.add(prompt_tokens=pt, completion_tokens=ct)
-        choices = getattr(resp, "choices", None) or []
-        text = choices[0].message.content if choices and choices[0].message else None
+        text = _answer_text(resp)
         if not text:
-            # An empty answer is a (cheap) server hiccup: treat it like a retryable error.
-            raise _Retryable("empty answer", lambda n: f"empty answer{where} after {n} attempts")
+            # An empty answer (or an HTML page, or JSON without a chat message) is a (cheap) server hiccup:
+            # treat it like a retryable error.
+            raise _Retryable("empty answer (no message text)",
+                             lambda n: f"empty answer{where} after {n} attempts (no message text)")
         return ChatResult(text=text, prompt_tokens=pt, completion_tokens=ct)
 
     def _retryable(self, e: Exception, where: str) -> _Retryable:

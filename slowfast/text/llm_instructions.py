@@ -13,6 +13,13 @@ from collections.abc import Mapping
 ASKG_TEMPERATURE = 0.0
 XPROMPT_TEMPERATURE = 0.7
 MAX_TOKENS = 1024
+# An answer longer than this many characters per allowed completion token (16,384 at the default 1024) is
+# rejected unparsed: English runs about 4 characters a token, so only a server that ignores max_tokens (or
+# a proxy padding the answer) sends more, and such an answer must not be parsed, kept or sent back whole.
+ANSWER_CHARS_PER_TOKEN = 16
+# A re-ask quotes at most this much of the rejected answer and of the error (a few times a good answer).
+REASK_QUOTE_CHARS = 4000
+REASK_ERROR_CHARS = 1000
 
 ASKG_FIELDS = ("label", "obj_en_li", "obj_rel_triples", "act_obj_triples", "sub_act_en_li", "act_rel_triples")
 XPROMPT_FIELDS = ("label", "xprompt_oo", "xprompt_ao", "xprompt_aa")
@@ -161,8 +168,16 @@ def xprompt_messages(askg_entry: Mapping) -> list[dict]:
 
 
 def reask_messages(messages: list[dict], bad_answer: str, error: str) -> list[dict]:
-    """The conversation so far plus the rejected answer and a request to fix `error`."""
+    """The conversation so far plus the rejected answer and a request to fix `error`, each cut to a few
+    thousand characters (a huge answer is not sent back whole)."""
     return messages + [
-        {"role": "assistant", "content": bad_answer},
-        {"role": "user", "content": REASK.format(error=error)},
+        {"role": "assistant", "content": shorten(bad_answer, REASK_QUOTE_CHARS)},
+        {"role": "user", "content": REASK.format(error=shorten(error, REASK_ERROR_CHARS))},
     ]
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text`, or its first `limit` characters and a note of how many more were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]} [... {len(text) - limit} more characters not shown]"

@@ -171,7 +171,7 @@ def match_xprompts(
                 "--match-by-order)") if free() else ""
         raise SchemaError(
             f"{path} has no entry for {len(unmatched)} of {len(class_names)} classes, e.g. {unmatched[:5]}"
-            f"{hint}; run stage 2 (utils/extended_text_prompt.py) for them"
+            f"{hint}; run stage 2 (stdd-xprompt) for them"
         )
     report.ignored = free()
     out = {name: entries[chosen[name]] for name in class_names}

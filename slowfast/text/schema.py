@@ -15,7 +15,7 @@ from typing import Any, Optional
 import yaml
 
 from slowfast.errors import UserError
-from slowfast.text.llm_instructions import ASKG_FIELDS, XPROMPT_FIELDS, XPROMPT_SOURCES
+from slowfast.text.llm_instructions import ANSWER_CHARS_PER_TOKEN, ASKG_FIELDS, XPROMPT_FIELDS, XPROMPT_SOURCES
 
 MIN_OBJECTS, MAX_OBJECTS = 5, 10
 # A triple that is a whole list item (after "- ", "[" or ","), not already quoted.
@@ -37,6 +37,16 @@ def quote_bare_triples(body: str) -> str:
     """Quote unquoted `<a, b, c>` list items: in a flow list YAML would split them at the commas, and
     parts such as `on` or `no` would turn into booleans."""
     return _BARE_TRIPLE.sub(lambda m: f'{m.group(1)}"<{m.group(2)}>"', body)
+
+
+def check_answer_length(text: str, max_tokens: int) -> None:
+    """Refuse an answer far longer than `max_tokens` tokens can be (see ANSWER_CHARS_PER_TOKEN)."""
+    limit = max_tokens * ANSWER_CHARS_PER_TOKEN
+    if len(text) > limit:
+        raise SchemaError(
+            f"the answer has {len(text)} characters, more than the {limit} allowed ({ANSWER_CHARS_PER_TOKEN} per "
+            f"token of max_tokens {max_tokens}); answer with the YAML entry only"
+        )
 
 
 def parse_yaml_answer(text: str) -> Any:
@@ -197,6 +207,8 @@ def load_yaml_file(path: str) -> Any:
         raise SchemaError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         raise SchemaError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+    except UnicodeDecodeError as e:
+        raise SchemaError(f"{path}: not UTF-8 text (byte {e.start}): is it the right file?") from None
 
 
 def load_entries(path: str, kind: str, allow_empty: bool = False) -> dict[str, dict]:

@@ -25,7 +25,14 @@ import yaml
 
 from slowfast.text import llm_instructions
 from slowfast.text.llm import LLMClient, LLMError, LLMFatalError, UsageCounter
-from slowfast.text.schema import SchemaError, load_yaml_file, parse_yaml_answer, validate_askg, validate_xprompt
+from slowfast.text.schema import (
+    SchemaError,
+    check_answer_length,
+    load_yaml_file,
+    parse_yaml_answer,
+    validate_askg,
+    validate_xprompt,
+)
 from slowfast.utils.atomic import atomic_write_text
 from slowfast.utils.class_index import ClassIndexError, read_class_names
 
@@ -37,12 +44,14 @@ def dump_yaml(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096)
 
 
-def read_class_index(path: str) -> list[str]:
-    """Class names in index order (the project's one reader), with errors as SchemaError for the CLIs."""
+def read_class_index(path: str, flag: str = "--classes") -> list[str]:
+    """Class names in index order (the project's one reader), with errors as SchemaError naming `flag`."""
+    if not os.path.isfile(path):
+        raise SchemaError(f"{flag} {path}: no such class-index file")
     try:
         return read_class_names(path)
     except ClassIndexError as e:
-        raise SchemaError(str(e)) from None
+        raise SchemaError(f"{flag}: {e}") from None
 
 
 # -------------------------------------------------------------------------------------------- progress
@@ -158,9 +167,11 @@ def ask_one(
     for attempt in range(max_reasks + 1):
         result = client.chat(convo, temperature=temperature, context=context)
         try:
+            check_answer_length(result.text, client.max_tokens)
             return spec.validate(parse_yaml_answer(result.text), item)
         except SchemaError as e:
-            error = client.redact(str(e))  # it may quote the answer, and the answer may quote the key
+            # It may quote the answer, and the answer may quote the key: redacted, then cut short.
+            error = llm_instructions.shorten(client.redact(str(e)), llm_instructions.REASK_ERROR_CHARS)
         # Logged outside the except block: a logging handler that fails prints the exception in flight, whose
         # unredacted message may quote the key.
         logger.warning("%s: answer %d rejected: %s", context, attempt + 1, error)
