@@ -22,9 +22,9 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from slowfast.engine.video_io import ClassifyError, Prediction
+from slowfast.engine.video_io import ClassifyError, Prediction, check_class_names
 
-__all__ = ["VideoClassifier", "Prediction", "demo_config"]
+__all__ = ["VideoClassifier", "Prediction", "demo_config", "check_checkpoint_file", "check_crop_size"]
 _VIDEOS_PER_BATCH = 4
 _CACHED_CLASS_LISTS = 16  # text classifiers kept, the least recently used dropped: a web page sees many lists
 
@@ -52,8 +52,58 @@ def demo_config(cfg_files: Union[str, Sequence[str]], checkpoint: Optional[str] 
     return cfg
 
 
+def check_checkpoint_file(path: Optional[str], label: str) -> None:
+    """Refuse a checkpoint that is not a local file before anything else is read (the CLIP weights may be a
+    download); `label` names the argument or flag in the message."""
+    from slowfast.utils.checkpoint import CheckpointError
+
+    if path and not os.path.isfile(path):
+        raise CheckpointError(f"{label}: " + ("a folder, not a checkpoint file" if os.path.isdir(path) else "file not found"))
+
+
+def check_crop_size(cfg, model: nn.Module) -> None:
+    """The model's CLIP takes images of one size (its position embedding and the temporal operator's masks are
+    built for that patch grid): a DATA.TEST_CROP_SIZE of another size is refused here, not at the first video."""
+    from slowfast.config import ConfigError
+
+    size, crop = getattr(model, "image_resolution", None), cfg.DATA.TEST_CROP_SIZE
+    if size and crop != size:
+        also = f" (or MODEL.CUSTOM_CLIP.IMAGE_RESOLUTION {crop})" if cfg.MODEL.ARCH == "custom" else ""
+        raise ConfigError(f"DATA.TEST_CROP_SIZE is {crop} but the model's CLIP (MODEL.ARCH {cfg.MODEL.ARCH}) takes "
+                          f"{size}x{size} images; set DATA.TEST_CROP_SIZE {size}{also}")
+
+
+def _video_path(video, name: str) -> str:
+    """`video` (a str or os.PathLike path) when it is an existing file; ClassifyError naming `name` otherwise."""
+    if isinstance(video, bytes) or not isinstance(video, (str, os.PathLike)):
+        hint = "; for several videos use predict_many" if isinstance(video, (list, tuple)) else ""
+        raise ClassifyError(f"{name} must be a video path (str), not {type(video).__name__}{hint}")
+    path = os.fspath(video)
+    if not os.path.isfile(path):
+        raise ClassifyError(f"{name}={path!r}: " + ("a folder, not a video" if os.path.isdir(path) else "file not found"))
+    return path
+
+
+def _video_paths(videos, name: str) -> list[str]:
+    """The paths of a list of videos; one path given where a list is expected is refused (a string would be
+    read letter by letter)."""
+    if isinstance(videos, (str, bytes, os.PathLike)):
+        raise ClassifyError(f"{name} must be a list of video paths, not one path ({videos!r}); "
+                            f"write [{os.fsdecode(videos)!r}] or use predict for one video")
+    paths = [_video_path(v, f"{name}[{i}]") for i, v in enumerate(videos)]
+    if not paths:
+        raise ClassifyError(f"{name} is empty: no videos to classify")
+    return paths
+
+
 class VideoClassifier:
-    """A loaded video model that classifies videos against any list of class names."""
+    """A loaded video model that classifies videos against any list of class names.
+
+    Arguments are checked before any inference, with one rule shared with `tools/demo_net.py`: `classes`
+    is a list of at least two distinct names (one string is refused, not read letter by letter), `videos`
+    a list of paths (one path is refused: use `predict`), `top_k` a positive int (a larger one than the
+    number of classes gives every class); errors are `UserError`s naming the argument and your path.
+    """
 
     def __init__(self, cfg, model: nn.Module):
         from slowfast.datasets import build_sampler, build_transform
@@ -66,12 +116,16 @@ class VideoClassifier:
     def from_config(cls, config_path: Union[str, Sequence[str]], checkpoint: Optional[str] = None,
                     opts: Optional[Sequence[str]] = None, device: Optional[str] = None) -> VideoClassifier:
         """Build the model of `config_path` (one path or several merged in order) and load `checkpoint`
-        (none: the initial weights, i.e. the frozen-CLIP zero-shot baseline)."""
+        (none: the initial weights, i.e. the frozen-CLIP zero-shot baseline). A missing checkpoint is
+        refused before the CLIP weights are looked up, a DATA.TEST_CROP_SIZE the CLIP cannot take before
+        any video is read."""
         from slowfast.engine.test_weights import load_test_weights
         from slowfast.models import build_model
 
+        check_checkpoint_file(checkpoint, f"checkpoint={checkpoint!r}")
         cfg = demo_config(config_path, checkpoint, opts, device)
         model = build_model(cfg, class_names=["class 0", "class 1"])  # replaced by the caller's classes at each predict
+        check_crop_size(cfg, model)
         load_test_weights(cfg, model)
         return cls(cfg, model.eval())
 
@@ -87,17 +141,23 @@ class VideoClassifier:
         self.model.set_classifier_tensor(self._classifiers[key], list(classes))
 
     def classify(self, videos: Sequence[str], classes: Sequence[str], top_k: Optional[int] = None) -> list[Prediction]:
-        """One `Prediction` per video (in order), with the top-k (default: all) classes and probabilities."""
+        """One `Prediction` per video (in order), with the top-k (default: all) classes and probabilities;
+        a video that cannot be decoded gets `ok=False` and the reason."""
+        return self._classify(_video_paths(videos, "videos"), classes, top_k)
+
+    def _classify(self, videos: list[str], classes: Sequence[str], top_k: Optional[int]) -> list[Prediction]:
         from slowfast.datasets import VideoDataset, VideoEntry, make_loader
+        from slowfast.engine.common import check_top_k
         from slowfast.engine.evaluator import evaluate
 
-        if not videos:
-            raise ClassifyError("no videos to classify")
+        classes = check_class_names(classes, how=" (the classes argument)")
+        k = len(classes) if top_k is None else check_top_k(top_k, len(classes), name="top_k")
         self._use_classes(classes)
+        # Absolute paths for the decoder (a name such as "a:b.mp4" is not read as a protocol); messages keep yours.
         dataset = VideoDataset([VideoEntry(os.path.abspath(v), 0) for v in videos], self.sampler, self.transform,
                                multi_thread_decode=self.cfg.DATA_LOADER.ENABLE_MULTI_THREAD_DECODE, source="videos")
         out = evaluate(self.cfg, self.model, make_loader(self.cfg, dataset, "test"), split="classify", desc="classify")
-        return self._predictions(out, list(videos), list(classes), top_k or len(classes))
+        return self._predictions(out, videos, classes, k)
 
     def _predictions(self, out: dict, videos: list[str], classes: list[str], k: int) -> list[Prediction]:
         res, reasons = out["results"], {int(v): r for v, _, r in out["unreadable"]}
@@ -108,18 +168,24 @@ class VideoClassifier:
                 logits = logits / max(1, int(res.num_views[i]))  # mean logit over views: the scale of one view
             p, idx = torch.softmax(logits, dim=-1).topk(min(k, len(classes)))
             preds[vi] = Prediction(videos[vi], True, [(classes[j], float(q)) for q, j in zip(p.tolist(), idx.tolist())])
-        for vi in res.unreadable:
-            preds[int(vi)] = Prediction(videos[int(vi)], False, [], reasons.get(int(vi), "could not be decoded"))
+        for vi in map(int, res.unreadable):
+            reason = reasons.get(vi, "could not be decoded").replace(os.path.abspath(videos[vi]), videos[vi])
+            preds[vi] = Prediction(videos[vi], False, [], reason)
         return [preds[i] for i in sorted(preds)]
 
-    def predict_many(self, videos: Sequence[str], classes: Sequence[str], top_k: int = 5) -> list[list[tuple[str, float]]]:
-        """`[(class, probability), ...]` per video, best first; an unreadable video raises, naming it."""
-        preds = self.classify(videos, classes, top_k)
-        broken = next((p for p in preds if not p.ok), None)
+    def _top_k_lists(self, videos: list[str], names: list[str], classes: Sequence[str], top_k: int):
+        preds = self._classify(videos, classes, top_k)
+        broken = next(((n, p) for n, p in zip(names, preds) if not p.ok), None)
         if broken is not None:
-            raise ClassifyError(f"{broken.path}: {broken.reason}")
+            raise ClassifyError(f"{broken[0]}={broken[1].path!r}: {broken[1].reason}")
         return [p.topk for p in preds]
 
+    def predict_many(self, videos: Sequence[str], classes: Sequence[str], top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """`[(class, probability), ...]` per video of the list `videos`, best first; an unreadable video
+        raises, naming it."""
+        paths = _video_paths(videos, "videos")
+        return self._top_k_lists(paths, [f"videos[{i}]" for i in range(len(paths))], classes, top_k)
+
     def predict(self, video: str, classes: Sequence[str], top_k: int = 5) -> list[tuple[str, float]]:
-        """`[(class, probability), ...]` of one video, best first."""
-        return self.predict_many([video], classes, top_k)[0]
+        """`[(class, probability), ...]` of one video (a path), best first."""
+        return self._top_k_lists([_video_path(video, "video")], ["video"], classes, top_k)[0]

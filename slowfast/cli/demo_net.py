@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def predictions_csv_path(args) -> str:
+    """--csv, else FOLDER/predictions.csv for a folder of videos, else "" (no CSV)."""
+    return args.csv or (os.path.join(args.video, "predictions.csv") if os.path.isdir(args.video) else "")
+
+
 def report(args, videos, preds) -> None:
     """Print the top-k per video, then write the CSV and the annotated video when asked."""
     from slowfast.engine.video_io import prediction_lines, write_annotated_video, write_predictions_csv
@@ -46,7 +51,7 @@ def report(args, videos, preds) -> None:
             continue
         for rank, (name, prob) in enumerate(p.topk, 1):
             print(f"  {rank}. {name:<40s} {prob:6.2%}")
-    csv_path = args.csv or (os.path.join(args.video, "predictions.csv") if os.path.isdir(args.video) else "")
+    csv_path = predictions_csv_path(args)
     if csv_path:
         write_predictions_csv(preds, csv_path)
         print(f"\npredictions: {csv_path}")
@@ -60,8 +65,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from slowfast.engine.common import check_top_k
     from slowfast.engine.video_io import check_annotated_output, check_predictions_csv, list_videos, parse_classes
-    from slowfast.inference import VideoClassifier
+    from slowfast.inference import VideoClassifier, check_checkpoint_file
 
+    # Everything local is checked before the model is built (its CLIP weights may be a download).
     classes = parse_classes(args.classes, args.classes_file)
     top_k = check_top_k(args.top_k, len(classes))
     videos = list_videos(args.video)
@@ -69,8 +75,9 @@ def main(argv=None) -> int:
         if len(videos) != 1:
             raise UserError("--output draws on a single video; use --csv for a folder")
         check_annotated_output(args.output, videos, args.force)
-    if args.csv:
-        check_predictions_csv(args.csv, videos)
+    if predictions_csv_path(args):
+        check_predictions_csv(predictions_csv_path(args), videos)
+    check_checkpoint_file(args.checkpoint, f"--checkpoint {args.checkpoint}")
     clf = VideoClassifier.from_config(args.cfg_files, checkpoint=args.checkpoint or None, opts=args.opts)
     preds = clf.classify(videos, classes, top_k=top_k)
     report(args, videos, preds)

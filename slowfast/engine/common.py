@@ -116,11 +116,13 @@ def preflight(cfg: CfgNode) -> None:
     prepare_output_dir(cfg, training=cfg.TRAIN.ENABLE)
 
 
-def check_top_k(top_k: int, num_classes: int | None = None) -> int:
-    """`top_k` for a prediction list: a positive int (capped at `num_classes`); UserError otherwise.
+def check_top_k(top_k: int, num_classes: int | None = None, name: str = "--top-k") -> int:
+    """`top_k` for a prediction list: a positive int (capped at `num_classes`: a larger one asks for every
+    class); UserError naming the flag or argument `name` otherwise.
 
-    Shared by the command-line tools that print the k best classes (e.g. `tools/demo_net.py --top-k`).
+    The one rule of `VideoClassifier` (`top_k`) and the command-line tools that print the k best classes
+    (e.g. `tools/demo_net.py --top-k`).
     """
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0:
-        raise UserError(f"--top-k must be a positive integer, got {top_k!r}")
+        raise UserError(f"{name} must be a positive integer, got {top_k!r}")
     return min(top_k, num_classes) if num_classes else top_k

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from slowfast.datasets.prepare import VIDEO_EXTENSIONS
 from slowfast.errors import UserError
-from slowfast.utils.atomic import atomic_output, atomic_path
+from slowfast.utils.atomic import atomic_output, atomic_path, make_writable_dir
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +36,13 @@ class Prediction:
 
 
 def parse_classes(classes: Optional[str] = None, classes_file: Optional[str] = None) -> list[str]:
-    """Class names from "a,b,c" or from a file with one class per line (blank lines and '#' comments skipped)."""
+    """Class names from "a,b,c" or from a file with one class per line (blank lines and '#' comments skipped;
+    a UTF-8 byte-order mark, as some editors write, is not part of the first name)."""
     names: list[str] = []
     if classes_file:
         if not os.path.isfile(classes_file):
             raise ClassifyError(f"classes file not found: {classes_file}")
-        with open(classes_file, encoding="utf-8") as f:
+        with open(classes_file, encoding="utf-8-sig") as f:
             names = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
     elif classes:
         names = [c.strip() for c in classes.split(",") if c.strip()]
@@ -54,9 +55,16 @@ def split_class_text(text: str) -> list[str]:
 
 
 def check_class_names(names: Sequence[str], how: str = "") -> list[str]:
-    """`names` when they can make a classifier: at least two, all distinct; ClassifyError naming the problem
-    otherwise (`how` says where the names come from)."""
+    """`names` when they can make a classifier: a list (not one string, which would be read letter by letter)
+    of at least two distinct, non-blank strings; ClassifyError naming the problem otherwise (`how` says where
+    the names come from). The one rule of the command line, the web page and `VideoClassifier`."""
+    if isinstance(names, (str, bytes)):
+        raise ClassifyError(f"class names must be a list of strings, not one string{how}: {names!r} would be read "
+                            f"letter by letter; write [{names!r}, ...]")
     names = list(names)
+    bad = next((n for n in names if not isinstance(n, str) or not n.strip()), None)
+    if bad is not None:
+        raise ClassifyError(f"every class name must be a non-blank string{how}; got {bad!r}")
     if len(names) < 2:
         raise ClassifyError(f"give at least two class names{how}" + (f"; got only {names[0]!r}" if names else ""))
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -142,16 +150,23 @@ ANNOTATED_EXTENSIONS = (".mp4", ".gif")
 
 def check_predictions_csv(dst: str, inputs: Sequence[str]) -> None:
     """Refuse, before any inference, a predictions CSV that would overwrite an input or an existing file that
-    is not a CSV (a video given by mistake, say); an earlier predictions CSV is replaced."""
+    is not a CSV (a video given by mistake, say), or that cannot be written; an earlier predictions CSV is
+    replaced, missing folders are created."""
     if any(os.path.abspath(dst) == os.path.abspath(v) for v in inputs):
         raise ClassifyError(f"--csv {dst} is an input video; choose another file name")
     if os.path.exists(dst) and os.path.splitext(dst)[1].lower() != ".csv":
         raise ClassifyError(f"--csv {dst} exists and is not a .csv file; it would be overwritten: choose another name")
+    folder = os.path.dirname(os.path.abspath(dst))
+    while not os.path.isdir(folder):  # missing folders are created when the CSV is written: probe the first that exists
+        if os.path.exists(folder):
+            raise ClassifyError(f"--csv {dst}: {folder} is a file, not a folder")
+        folder = os.path.dirname(folder)
+    make_writable_dir(folder, f"--csv {dst}: folder")  # a probe file, as for --output below
 
 
 def check_annotated_output(dst: str, inputs: Sequence[str], force: bool = False) -> None:
     """Refuse, before any inference, an output that would overwrite an input or (without `force`) any
-    existing file, has another extension than .mp4/.gif, or whose folder does not exist or is not writable."""
+    existing file, has another extension than .mp4/.gif, or whose folder does not exist or cannot be written."""
     if os.path.splitext(dst)[1].lower() not in ANNOTATED_EXTENSIONS:
         raise ClassifyError(f"--output {dst}: the annotated copy is written as .mp4 or .gif, not {os.path.splitext(dst)[1] or 'no extension'}")
     if any(os.path.abspath(dst) == os.path.abspath(v) for v in inputs):
@@ -159,10 +174,13 @@ def check_annotated_output(dst: str, inputs: Sequence[str], force: bool = False)
     if os.path.exists(dst) and not force:
         raise ClassifyError(f"--output {dst} exists; add --force to replace it")
     folder = os.path.dirname(os.path.abspath(dst))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ClassifyError(f"--output {dst}: {folder} is a file, not a folder")
     if not os.path.isdir(folder):
         raise ClassifyError(f"--output {dst}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ClassifyError(f"--output {dst}: folder {folder} is not writable")
+    # A file is created there and removed: asking the system (os.access) says yes to root even where nothing
+    # can be written (/proc, a read-only mount), and the refusal would come only after inference.
+    make_writable_dir(folder, f"--output {dst}: folder")
 
 
 def write_annotated_video(src: str, dst: str, lines: Sequence[str]) -> None:
