@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import html
 import logging
+import math
 import os
 import shutil
 import signal
@@ -115,16 +116,15 @@ def check_classes(text: Optional[str], max_classes: int) -> list[str]:
 
 
 def check_requested_top_k(top_k: Any, num_classes: int) -> int:
-    """`top_k` as an int in 1..num_classes; WebRequestError otherwise."""
+    """`top_k` from the page as an int of at least 1, capped at `num_classes` (a larger one asks for every class,
+    as in the Python API and `stdd-demo`); WebRequestError otherwise."""
     try:
         k = float(top_k)
     except (TypeError, ValueError):
-        raise WebRequestError(f"top-k must be a whole number of at least 1, got {top_k!r}") from None
-    if isinstance(top_k, bool) or k != int(k) or k < 1:
+        k = math.nan
+    if isinstance(top_k, bool) or not math.isfinite(k) or k != int(k) or k < 1:
         raise WebRequestError(f"top-k must be a whole number of at least 1, got {top_k!r}")
-    if k > num_classes:
-        raise WebRequestError(f"top-k is {int(k)} but there are only {num_classes} class names; lower top-k or add classes")
-    return int(k)
+    return min(int(k), num_classes)
 
 
 # -- what the page does, without the page -----------------------------------------------------------------------
