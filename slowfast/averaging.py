@@ -33,11 +33,13 @@ keys are averaged over the checkpoints only.
 from __future__ import annotations
 
 import datetime
+import errno
 import logging
 import math
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -45,8 +47,9 @@ import torch
 
 from slowfast.clip import read_state_dict
 from slowfast.errors import UserError
+from slowfast.utils import checkpoint as cu
 from slowfast.utils import env as envu
-from slowfast.utils.atomic import atomic_torch_save, is_temp_of
+from slowfast.utils.atomic import atomic_torch_save, is_temp_of, make_writable_dir
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +78,19 @@ class SchemeParams:
     ewa_decay: float = 0.9
 
     def check(self) -> None:
-        if not self.gauss_sigma > 0:
-            raise WeightAveragingError(f"gauss_sigma must be > 0, got {self.gauss_sigma}")
-        if not (self.beta_a > 0 and self.beta_b > 0):
-            raise WeightAveragingError(f"beta_a and beta_b must be > 0, got {self.beta_a}, {self.beta_b}")
-        if not 0.0 <= self.ewa_decay <= 1.0:
-            raise WeightAveragingError(f"ewa_decay must be in [0, 1], got {self.ewa_decay}")
+        """Every parameter finite and in its range (each message names the command's flag too). Within
+        these ranges `scheme_weights` cannot overflow: a tiny sigma puts all weight on the epoch nearest mu."""
+        rules = (
+            ("gauss_mu", "--gauss-mu", "a finite number", lambda v: True),
+            ("gauss_sigma", "--gauss-sigma", "a finite number > 0", lambda v: v > 0),
+            ("beta_a", "--beta-a", "a finite number > 0", lambda v: v > 0),
+            ("beta_b", "--beta-b", "a finite number > 0", lambda v: v > 0),
+            ("ewa_decay", "--ewa-decay", "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0),
+        )
+        for name, flag, what, ok in rules:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+                raise WeightAveragingError(f"{flag} ({name}) must be {what}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -141,11 +151,9 @@ def scheme_weights(method: str, ids: Sequence[int], params: SchemeParams = Schem
     if method == "swa":
         raw = [1.0] * n
     elif method == "gwa":
-        raw = [math.exp(-0.5 * ((x - params.gauss_mu) / params.gauss_sigma) ** 2) for x in ids]
+        raw = _gauss(ids, params.gauss_mu, params.gauss_sigma)
     elif method == "bwa":
-        # Beta pdf without its constant 1/B(a, b), which the normalisation removes.
-        xs = [(r + 0.5) / n for r in range(n)]
-        raw = [x ** (params.beta_a - 1) * (1 - x) ** (params.beta_b - 1) for x in xs]
+        raw = _beta(n, params.beta_a, params.beta_b)
     elif method == "ewa":
         d = params.ewa_decay
         raw = [d ** (n - 1)] + [(1 - d) * d ** (n - i) for i in range(2, n + 1)]
@@ -155,6 +163,26 @@ def scheme_weights(method: str, ids: Sequence[int], params: SchemeParams = Schem
     if not total > 0 or not math.isfinite(total):
         raise WeightAveragingError(f"{method}: weights {raw} for ids {list(ids)} do not sum to a positive number")
     return [w / total for w in raw]
+
+
+def _gauss(ids: Sequence[int], mu: float, sigma: float) -> list[float]:
+    """N(id; mu, sigma) up to a constant factor: divided by its value at the id nearest mu (which gets 1),
+    in a form where no step overflows, so any finite mu and sigma > 0 give usable weights."""
+    dist = [abs(x - mu) for x in ids]
+    near = min(dist)
+    # (d^2 - near^2) / sigma^2 as a product of two quotients: sigma^2 itself may underflow to 0.
+    return [1.0 if d == near else math.exp(-0.5 * ((d - near) / sigma) * ((d + near) / sigma)) for d in dist]
+
+
+def _beta(n: int, a: float, b: float) -> list[float]:
+    """Beta(a, b).pdf((rank + 0.5) / n) for rank 0..n-1 up to a constant factor (the largest gets 1): the log
+    pdf is computed divided by `scale` so that huge a or b cannot overflow, then exponentiated relative to
+    its maximum."""
+    xs = [(r + 0.5) / n for r in range(n)]
+    scale = max(1.0, abs(a - 1), abs(b - 1))
+    logs = [(a - 1) / scale * math.log(x) + (b - 1) / scale * math.log1p(-x) for x in xs]
+    top = max(logs)
+    return [math.exp(scale * (v - top)) for v in logs]
 
 
 def _renormalised(weights: Sequence[float], keep: Sequence[bool]) -> list[float]:
@@ -196,6 +224,8 @@ def _read_model_state(path: str) -> tuple[Optional[dict[str, torch.Tensor]], Opt
     try:
         obj = _load_mmap(path)
     except Exception as e:  # truncated, not a torch file, or holds objects weights_only refuses
+        if _in_chain(e, KeyboardInterrupt) is not None:  # Ctrl-C while torch read the file: not the file's fault
+            raise KeyboardInterrupt from None
         first = str(e).splitlines()[0] if str(e) else ""
         return None, None, f"unreadable ({type(e).__name__}: {first[:200]})"
     if not isinstance(obj, Mapping) or "model_state" not in obj:
@@ -303,8 +333,11 @@ def _check_args(methods: list[str], keys: str, start: Optional[int], end: Option
         raise WeightAveragingError("no averaging method given")
     if keys not in KEY_MODES:
         raise WeightAveragingError(f"keys must be one of {', '.join(KEY_MODES)}, got {keys!r}")
+    for flag, value in (("--start", start), ("--end", end)):
+        if value is not None and value < 1:
+            raise WeightAveragingError(f"{flag} must be an epoch id >= 1 (checkpoint ids are 1-based), got {value}")
     if start is not None and end is not None and start > end:
-        raise WeightAveragingError(f"start {start} is after end {end}")
+        raise WeightAveragingError(f"--start {start} is after --end {end}")
     params.check()
 
 
@@ -316,6 +349,7 @@ def _scan_checkpoints(candidates: list[Source], notes: list[str], skip_unreadabl
     checkpoints: list[Source] = []
     reference: Optional[dict[str, TensorSpec]] = None
     ref_path = ""
+    first_config: Optional[tuple[dict, str]] = None  # (stored config, path) of the first checkpoint storing one
     for src in candidates:
         state, epoch, reason = _read_model_state(src.path)
         if state is None:
@@ -332,12 +366,34 @@ def _scan_checkpoints(candidates: list[Source], notes: list[str], skip_unreadabl
             )
         spec = _spec(state)
         del state
+        first_config = _check_same_model(first_config, src.path)
         if reference is None:
             reference, ref_path = spec, src.path
         else:
             _check_same_layout(reference, ref_path, spec, src.path)
         checkpoints.append(src)
     return checkpoints, reference, ref_path
+
+
+def _check_same_model(first: Optional[tuple[dict, str]], path: str) -> Optional[tuple[dict, str]]:
+    """Refuse a checkpoint whose stored config names another model than the first checkpoint's, on the
+    model-defining keys testing compares (`slowfast.utils.checkpoint.model_key_mismatches`): the tensors of
+    two models may have the same names and shapes, and their average would be labelled as the last one's
+    model. Returns the reference config (this checkpoint's when it is the first to store one)."""
+    text, _ = _stored_record(path)
+    config = cu.checkpoint_config({"cfg": text})
+    if config is None:  # written by an older version: nothing to compare
+        return first
+    if first is None:
+        return config, path
+    diffs = cu.model_key_mismatches(first[0], config)
+    if diffs:
+        key, in_first, in_this = diffs[0]
+        raise WeightAveragingError(
+            f"{first[1]} and {path} were trained as different models: {key} is {in_first!r} in the first and "
+            f"{in_this!r} in the second; average checkpoints of one run only"
+        )
+    return first
 
 
 def _raw_clip_spec(raw_clip: str, reference: Mapping[str, TensorSpec], ref_path: str) -> dict[str, TensorSpec]:
@@ -543,14 +599,16 @@ def run_averaging(plan: AveragingPlan, output_dir: str, log: Callable[[str], Non
     run's env.json and env.txt); returns the averaged files' paths.
 
     Averaged keys are cast back to the dtype of the last checkpoint; every other key (the frozen
-    teacher, integer buffers, keys outside `--keys`) is that checkpoint's tensor, unchanged.
+    teacher, integer buffers, keys outside `--keys`) is that checkpoint's tensor, unchanged. An output
+    folder that cannot be written stops the run before the pass over the checkpoints; a full disk stops it
+    naming the file, keeping the files already finished and nothing of the one being written.
     """
+    make_writable_dir(output_dir, "--output-dir")
     sums = accumulate(plan)
     last = _load_source(plan.checkpoints[-1])
     cfg, trained_with = _stored_record(plan.checkpoints[-1].path)
-    os.makedirs(output_dir, exist_ok=True)
     made_with = envu.provenance()
-    written = []
+    written: list[str] = []
     for method in plan.methods:
         acc = sums.pop(method)
         state: dict[str, torch.Tensor] = {}
@@ -562,15 +620,54 @@ def run_averaging(plan: AveragingPlan, output_dir: str, log: Callable[[str], Non
         path = os.path.join(output_dir, plan.output_name(method))
         _remove_stale_temps(path, log)
         meta = {**_meta(plan, method), "trained_with": trained_with}
-        atomic_torch_save({"model_state": state, "meta": meta, "cfg": cfg, "env": made_with}, path)
+        with _writing(path, written):
+            atomic_torch_save({"model_state": state, "meta": meta, "cfg": cfg, "env": made_with}, path)
         log(f"wrote {path}")
         written.append(path)
         del state, acc
     # Last, so that the folder's env.json describes the run whose files are all there.
     for name in (envu.ENV_JSON, envu.ENV_TXT):
         _remove_stale_temps(os.path.join(output_dir, name), log)
-    envu.write_env_files(output_dir, envu.collect_env())
+    with _writing(os.path.join(output_dir, envu.ENV_JSON), written):
+        envu.write_env_files(output_dir, envu.collect_env())
     return written
+
+
+# A write failing with one of these means the disk, the quota or the file-size limit is full.
+_NO_ROOM_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG) if e is not None)
+
+
+def _in_chain(e: Optional[BaseException], kind: type[BaseException]) -> Optional[BaseException]:
+    """The first exception of type `kind` among `e` and its causes. torch.save reports a write of its file
+    object that failed (disk full) or was interrupted (Ctrl-C) as a RuntimeError whose context is the
+    original exception."""
+    for _ in range(10):
+        if e is None or isinstance(e, kind):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+@contextmanager
+def _writing(path: str, written: Sequence[str] = ()) -> Iterator[None]:
+    """Around an atomic write of `path`: Ctrl-C stays Ctrl-C (the command exits 130) and a failed write is one
+    line naming the file and the finished files that are kept. The atomic write has already removed its
+    temporary file, so nothing of `path` is left."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        if _in_chain(e, KeyboardInterrupt) is not None:
+            raise KeyboardInterrupt from None
+        err = _in_chain(e, OSError)
+        if not isinstance(err, OSError):
+            raise
+        kept = f"; kept the finished {', '.join(os.path.basename(p) for p in written)}" if written else ""
+        if err.errno in _NO_ROOM_ERRNOS:
+            what, todo = "no room to write", "make room and run the command again"
+        else:
+            what, todo = "cannot write", "check the folder and run the command again"
+        reason = err.strerror or type(err).__name__
+        raise WeightAveragingError(f"{what} {path} ({reason}): nothing of it is left{kept}; {todo}") from None
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -615,6 +712,8 @@ def patch_checkpoint(checkpoint: str, clip: str, ratio: float, output: str) -> s
 
     `output` may not be one of the inputs: the input would be lost if the patch turned out wrong.
     """
+    if not (math.isfinite(ratio) and 0.0 <= ratio <= 1.0):  # before reading two weight files
+        raise WeightAveragingError(f"--ratio must be in [0, 1] (0 = the checkpoint, 1 = raw CLIP), got {ratio}")
     for role, given in (("--patch", checkpoint), ("--clip", clip)):
         if os.path.exists(output) and os.path.samefile(output, given):
             raise WeightAveragingError(f"--output {output} is the {role} input; write the patched file elsewhere")
@@ -632,7 +731,8 @@ def patch_checkpoint(checkpoint: str, clip: str, ratio: float, output: str) -> s
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     cfg, meta["trained_with"] = _stored_record(checkpoint)
-    atomic_torch_save({"model_state": patched, "meta": meta, "cfg": cfg, "env": envu.provenance()}, output)
+    with _writing(output):
+        atomic_torch_save({"model_state": patched, "meta": meta, "cfg": cfg, "env": envu.provenance()}, output)
     return output
 
 

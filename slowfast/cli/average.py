@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "keys it lacks are averaged over the checkpoints with their weights rescaled to sum 1; "
                           "outputs are then named {method}_{start}_{end}_rawclip.pth")
     avg.add_argument("--gauss-mu", type=float, default=15.0, help="gwa: mean of the Gaussian over epoch ids (default 15)")
-    avg.add_argument("--gauss-sigma", type=float, default=10.0, help="gwa: standard deviation (default 10)")
+    avg.add_argument("--gauss-sigma", type=float, default=10.0,
+                     help="gwa: standard deviation, > 0 (default 10; a tiny one puts all weight on the epoch nearest mu)")
     avg.add_argument("--beta-a", type=float, default=0.5, help="bwa: Beta a, evaluated at (rank+0.5)/n over the n present files (default 0.5)")
     avg.add_argument("--beta-b", type=float, default=0.5, help="bwa: Beta b (default 0.5)")
     avg.add_argument("--ewa-decay", type=float, default=0.9, help="ewa: theta <- d*theta + (1-d)*theta_i in id order (default 0.9)")

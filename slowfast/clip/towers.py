@@ -10,7 +10,9 @@ model lacks, a key the file lacks, or a shape that differs is refused, naming th
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -19,7 +21,7 @@ import torch
 from torch import nn
 
 from slowfast.clip.weights import CLIPWeightsError
-from slowfast.config.choices import ARCH_TO_OPEN_CLIP, CUSTOM_ARCH
+from slowfast.config.choices import ARCH_TO_OPEN_CLIP, ARCHS, CUSTOM_ARCH
 
 # open_clip's default LayerScale init; the checkpoint's gammas overwrite it.
 _LS_INIT = 1e-5
@@ -166,20 +168,17 @@ def infer_clip_config(sd: Mapping[str, torch.Tensor], source: str = "state dict"
 def model_config_for(arch: Optional[str], sd: Mapping[str, torch.Tensor], source: str) -> dict[str, Any]:
     """The open_clip model config of `arch` (an open_clip name or a short OpenAI name), or inferred from `sd`.
 
-    LayerScale follows the checkpoint: gammas in the file switch it on (their values are loaded).
+    A named architecture the video model cannot use is refused with the reason. LayerScale follows the
+    checkpoint: gammas in the file switch it on (their values are loaded).
     """
-    import open_clip
-
     name = ARCH_TO_OPEN_CLIP.get(arch or "", arch)
     if not name or name == CUSTOM_ARCH:
         cfg = infer_clip_config(sd, source).open_clip_config()
-    elif name.endswith(".json"):  # an open_clip model-config file of the user's own
-        cfg = _read_model_config(name)
     else:
-        cfg = open_clip.get_model_config(name)
-        if cfg is None:
-            raise CLIPWeightsError(f"MODEL.ARCH {arch!r} is not an open_clip model name (open_clip.list_models())")
-        cfg = copy.deepcopy(cfg)
+        cfg = _named_model_config(name)
+        reasons = _unusable_reasons(cfg)
+        if reasons:
+            raise CLIPWeightsError(f"MODEL.ARCH {arch!r} cannot be used: {'; '.join(reasons)}")
         if arch in ARCH_TO_OPEN_CLIP:
             cfg["quick_gelu"] = True  # the short names mean OpenAI's releases, trained with QuickGELU
     for tower, prefix in (("vision_cfg", "visual.transformer.resblocks.0."), ("text_cfg", "transformer.resblocks.0.")):
@@ -188,16 +187,65 @@ def model_config_for(arch: Optional[str], sd: Mapping[str, torch.Tensor], source
     return cfg
 
 
+def check_arch(arch: str) -> None:
+    """Refuse a MODEL.ARCH the video model cannot be built from, with the reason, before any weights are looked
+    up: an unknown name (with the close matches), a missing model-config file, a tower that is not a ViT
+    pooled by its class token, a custom text tower. The short names and `custom` are always usable."""
+    if arch and arch != CUSTOM_ARCH and arch not in ARCH_TO_OPEN_CLIP:
+        model_config_for(arch, {}, f"MODEL.ARCH {arch}")
+
+
+def _named_model_config(name: str) -> dict[str, Any]:
+    """A copy of the open_clip model config `name` (an `open_clip.list_models()` name or a `.json` path)."""
+    import open_clip
+
+    if name.endswith(".json"):  # an open_clip model-config file of the user's own
+        return _read_model_config(name)
+    cfg = open_clip.get_model_config(name)
+    if cfg is None:
+        known = {m.lower(): m for m in (*ARCHS, *open_clip.list_models())}
+        close = [known[m] for m in difflib.get_close_matches(name.lower(), list(known), n=3, cutoff=0.6)]
+        hint = f" (close matches: {', '.join(close)})" if close else ""
+        raise CLIPWeightsError(
+            f"MODEL.ARCH {name!r}: unknown architecture{hint}; it takes {', '.join(ARCHS)}, an "
+            "open_clip.list_models() ViT name or the path of an open_clip model-config .json"
+        )
+    return copy.deepcopy(cfg)
+
+
+def _unusable_reasons(cfg: Mapping[str, Any]) -> list[str]:
+    """Why the video model cannot use the CLIP of this open_clip model config (empty: it can). The same
+    refusals as `check_video_tower` and `new_clip`, read off the config so that they come before any weights
+    are looked up."""
+    vision, text = cfg.get("vision_cfg", {}), cfg.get("text_cfg", {})
+    reasons = []
+    if isinstance(vision.get("layers"), (list, tuple)):
+        reasons.append("its image tower is a ResNet, not a ViT (the temporal operators need a ViT)")
+    elif vision.get("timm_model_name"):
+        reasons.append(f"its image tower is the timm model {vision['timm_model_name']!r}, not open_clip's ViT "
+                       "(the temporal operators need open_clip's ViT)")
+    if vision.get("attentional_pool"):
+        reasons.append("its image tower pools by attention (the video model reads the class token)")
+    elif vision.get("pool_type", "tok") != "tok":
+        reasons.append(f"its image tower pools by {vision['pool_type']!r}, not by the class token")
+    if cfg.get("custom_text") or cfg.get("multimodal_cfg") or text.get("hf_model_name"):
+        reasons.append("it has a custom text tower, as SigLIP, CoCa, EVA and HF text models do (only CLIP's own "
+                       "text tower and tokenizer are supported)")
+    return reasons
+
+
 def _read_model_config(path: str) -> dict[str, Any]:
     import json
 
+    if not os.path.isfile(path):
+        raise CLIPWeightsError(f"MODEL.ARCH {path}: file not found (the path of an open_clip model-config .json)")
     try:
         with open(path, encoding="utf-8") as f:
             cfg = json.load(f)
     except (OSError, ValueError) as e:
         raise CLIPWeightsError(f"MODEL.ARCH {path}: cannot read the open_clip model config ({e})") from None
-    cfg = cfg.get("model_cfg", cfg)
-    if not all(k in cfg for k in ("embed_dim", "vision_cfg", "text_cfg")):
+    cfg = cfg.get("model_cfg", cfg) if isinstance(cfg, dict) else cfg
+    if not isinstance(cfg, dict) or not all(k in cfg for k in ("embed_dim", "vision_cfg", "text_cfg")):
         raise CLIPWeightsError(f"MODEL.ARCH {path}: not an open_clip model config (embed_dim, vision_cfg, text_cfg)")
     return cfg
 
@@ -205,9 +253,6 @@ def _read_model_config(path: str) -> dict[str, Any]:
 def vision_geometry(arch: Optional[str], sd: Mapping[str, torch.Tensor], source: str) -> tuple[int, int]:
     """(width, patch-grid side) of the image tower that `arch` and `sd` describe (before it is built)."""
     vision = model_config_for(arch, sd, source)["vision_cfg"]
-    if isinstance(vision.get("layers"), (list, tuple)) or vision.get("timm_model_name"):
-        raise CLIPWeightsError(f"{arch or source}: the image tower is a ResNet or timm model, not a ViT; the temporal "
-                               "operators need a ViT")
     return int(vision["width"]), int(vision["image_size"]) // int(vision["patch_size"])
 
 

@@ -17,7 +17,8 @@ import re
 import warnings
 import zipfile
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Optional
 
 import torch
@@ -219,7 +220,11 @@ def default_cache_dir() -> str:
 
 def resolve_pretrained(model_name: str, tag: str, cache_dir: Optional[str] = None) -> str:
     """Local path of open_clip's pretrained `tag` for `model_name` (or `hf-hub:ORG/NAME`), downloaded through
-    open_clip's own cache and checks when the network allows; otherwise one line saying where to put the file."""
+    open_clip's own cache and checks when the network allows; otherwise one line saying where to put the file.
+
+    Whether there is a network is decided once, by one short connection attempt (`_no_network`): without
+    one, a file the hub client downloaded before is still found in its cache, and nothing else is tried.
+    """
     import open_clip
     from open_clip.pretrained import download_pretrained, get_pretrained_cfg
 
@@ -238,16 +243,73 @@ def resolve_pretrained(model_name: str, tag: str, cache_dir: Optional[str] = Non
     local = os.path.join(cache_dir, os.path.basename(url)) if url else ""
     if local and os.path.isfile(local):
         return local  # a file placed by hand (verified against OpenAI's hashes only if it is an archive)
+    offline = _no_network(url)
+    failure = f"cannot be downloaded: no network ({offline})"
     try:
-        return download_pretrained(cfg, prefer_hf_hub=not url, cache_dir=cache_dir)
-    except Exception as e:  # no network, or the hub refused: one line with what to do
-        reason = " ".join(str(e).split())[:120]
-        target = local or "a local file and set MODEL.CLIP_WEIGHTS to it"
-        raise CLIPWeightsError(
-            f"CLIP weights {model_name} '{tag}' are not in {cache_dir} and could not be downloaded ({type(e).__name__}: "
-            f"{reason}); download {where} on a machine with network access and put it at {target} "
-            f"(cache folder: MODEL.CLIP_CACHE_DIR or $STDD_CLIP_CACHE)"
-        ) from None
+        if offline is None or not url:  # offline, the hub client still returns a file it downloaded before
+            with _hub_client_offline(offline is not None):
+                return download_pretrained(cfg, prefer_hf_hub=not url, cache_dir=cache_dir)
+    except Exception as e:  # the hub refused, or (offline) the file is not in its cache: one line with what to do
+        if offline is None:
+            failure = f"could not be downloaded ({type(e).__name__}: {' '.join(str(e).split())[:120]})"
+    target = local or "a local file and set MODEL.CLIP_WEIGHTS to it"
+    raise CLIPWeightsError(
+        f"CLIP weights {model_name} '{tag}' are not in {cache_dir} and {failure}; download {where} on a machine "
+        f"with network access and put it at {target} (cache folder: MODEL.CLIP_CACHE_DIR or $STDD_CLIP_CACHE)"
+    )
+
+
+# The one connection attempt that decides whether there is a network may take this long (seconds).
+NETWORK_PROBE_TIMEOUT_S = 5.0
+# The environment variables that put the Hugging Face hub client offline, and the values that mean "on".
+_OFFLINE_FLAGS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+_TRUE = ("1", "ON", "YES", "TRUE")
+
+
+def _no_network(url: str) -> Optional[str]:
+    """Why nothing can be downloaded from `url` (empty: the Hugging Face hub), or None when the server, or
+    the proxy the environment names for it, takes a connection. Without this, a download without network
+    costs the hub client about a minute of retries ("Retrying in 8s") before it fails."""
+    import socket
+    import urllib.parse
+    import urllib.request
+
+    flag = next((f for f in _OFFLINE_FLAGS if os.environ.get(f, "").strip().upper() in _TRUE), None)
+    if flag:
+        return f"{flag} is set"
+    if not url:
+        from huggingface_hub import constants
+
+        url = constants.ENDPOINT  # HF_ENDPOINT, as the hub client read it
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if proxy and not urllib.request.proxy_bypass(host):
+        via = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = via.hostname or "", via.port or (443 if via.scheme == "https" else 1080 if via.scheme.startswith("socks") else 80)
+    try:
+        socket.create_connection((host, port), timeout=NETWORK_PROBE_TIMEOUT_S).close()
+    except OSError as e:
+        return f"cannot connect to {host}:{port}: {e.strerror or e}"
+    return None
+
+
+@contextmanager
+def _hub_client_offline(offline: bool) -> Iterator[None]:
+    """While `offline`, the Hugging Face hub client answers from its cache only (no request, no retries). It
+    reads HF_HUB_OFFLINE once, when imported: the switch is its module constant, restored afterwards."""
+    if not offline:
+        yield
+        return
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
 
 
 def read_state_dict(

@@ -13,7 +13,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from slowfast.clip import CLIPWeightsError, custom_clip_config, random_clip_state_dict, read_state_dict
+from slowfast.clip import CLIPWeightsError, check_arch, custom_clip_config, random_clip_state_dict, read_state_dict
 from slowfast.config import ConfigError
 from slowfast.config.choices import ARCH_TO_OPEN_CLIP, CUSTOM_ARCH, OPENAI_TAG, OPERATOR_FIELDS, TEMPORAL_TYPES, normalize_temporal_type
 from slowfast.models.temporal_ops import TemporalOpConfig, TemporalOpError
@@ -71,6 +71,7 @@ def clip_weights_from_cfg(cfg, weights: str = "") -> ClipSource:
             context_length=m.CONTEXT_LENGTH, vocab_size=c.VOCAB_SIZE,
         )
         return ClipSource(random_clip_state_dict(config, seed=c.SEED), None, f"random CLIP (MODEL.ARCH custom, seed {c.SEED})")
+    check_arch(m.ARCH)  # an unusable architecture is said so before any weights are looked up or downloaded
     if not weights and arch not in ARCH_TO_OPEN_CLIP:
         raise CLIPWeightsError(f"MODEL.ARCH {arch}: set MODEL.CLIP_WEIGHTS to a file, an open_clip tag or hf-hub:ORG/NAME")
     tag = weights or OPENAI_TAG
@@ -156,8 +157,10 @@ def _builder(cfg) -> Callable[..., nn.Module]:
 
 def check_model_config(cfg) -> None:
     """What `build_model` would refuse in the config and its class-index file, checked without building
-    anything: MODEL.MODEL_NAME and, when DATA.INDEX_LABEL_MAPPING_FILE is set, MODEL.NUM_CLASSES against it."""
+    anything: MODEL.MODEL_NAME, MODEL.ARCH (`check_arch`) and, when DATA.INDEX_LABEL_MAPPING_FILE is set,
+    MODEL.NUM_CLASSES against it."""
     _builder(cfg)
+    check_arch(cfg.MODEL.ARCH)
     if cfg.DATA.INDEX_LABEL_MAPPING_FILE:
         class_names_from_cfg(cfg)
 
