@@ -19,15 +19,6 @@ from __future__ import annotations
 
 import argparse
 
-from slowfast.averaging import (
-    KEY_MODES,
-    METHODS,
-    SchemeParams,
-    format_plan,
-    patch_checkpoint,
-    plan_averaging,
-    run_averaging,
-)
 from slowfast.errors import cli_main
 
 
@@ -43,10 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     avg.add_argument("--output-dir", help="folder for {method}_{start}_{end}.pth (created)")
     avg.add_argument("--start", type=int, default=None, help="first epoch id (1-based, from the file name) to average, inclusive (default: the first present)")
     avg.add_argument("--end", type=int, default=None, help="last epoch id to average, inclusive (default: the last present)")
-    avg.add_argument("--methods", nargs="+", choices=METHODS, default=["swa"], metavar="M",
+    avg.add_argument("--methods", nargs="+", default=["swa"], metavar="M",
                      help="one or more of swa (uniform), gwa (Gaussian over epoch ids), bwa (Beta over ranks), "
                           "ewa (exponential moving average); all in one pass (default: swa)")
-    avg.add_argument("--keys", choices=KEY_MODES, default="all",
+    avg.add_argument("--keys", default="all", metavar="{all,clip}",
                      help="all: every model.* and projector_v.* float key, adapters included; clip: only the OpenAI "
                           "CLIP keys of the student (model.*), the rest carried over from the last checkpoint. "
                           "raw_model.* (frozen teacher) is always carried over unchanged (default: all)")
@@ -76,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Imported once the arguments are parsed: torch takes seconds to load, --help and a wrong flag do not wait.
+    from slowfast.averaging import SchemeParams, format_plan, patch_checkpoint, plan_averaging, run_averaging
 
     def log(message: str) -> None:
         print(message, flush=True)
