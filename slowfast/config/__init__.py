@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import ast
 import difflib
-import math
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any, Union
+from typing import IO, Any, Optional, Union
 
 import yaml
 from yacs.config import CfgNode
 
-from slowfast.config import choices
+from slowfast.config import choices, ranges
 from slowfast.config.defaults import get_cfg
 from slowfast.errors import UserError
 
@@ -134,6 +133,53 @@ def merge_dict(cfg: CfgNode, values: dict, source: str = "") -> CfgNode:
     return cfg
 
 
+def _repeated_key(node: yaml.Node, path: str = "", visited: Optional[set[int]] = None) -> Optional[str]:
+    """Where a mapping of the YAML tree `node` holds a key twice (YAML keeps only the last value), as
+    "key K is repeated (lines A and B)"; None when no key is repeated. A node reached again through an
+    alias is not walked again."""
+    visited = set() if visited is None else visited
+    if id(node) in visited:
+        return None
+    visited.add(id(node))
+    children: list[tuple[str, yaml.Node]] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key is None or key_node.tag == "tag:yaml.org,2002:merge":
+                children.append((path, value_node))
+                continue
+            full = f"{path}.{key}" if path else key
+            if key in first_line:
+                return f"key {full} is repeated (lines {first_line[key]} and {key_node.start_mark.line + 1})"
+            first_line[key] = key_node.start_mark.line + 1
+            children.append((full, value_node))
+    elif isinstance(node, yaml.SequenceNode):
+        children = [(path, item) for item in node.value]
+    for child_path, child in children:
+        found = _repeated_key(child, child_path, visited)
+        if found:
+            return found
+    return None
+
+
+def _read_yaml(stream: IO[str], path: str) -> Any:
+    """`yaml.safe_load`, refusing a key repeated in one mapping (YAML would silently keep the last one)."""
+    loader = yaml.SafeLoader(stream)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        repeated = _repeated_key(node)
+        if repeated:
+            raise ConfigError(f"config file {path}: {repeated}; YAML would keep only the last value: keep one")
+        return loader.construct_document(node)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    finally:
+        loader.dispose()
+
+
 def merge_from_file(cfg: CfgNode, path: str, _including: tuple[str, ...] = ()) -> CfgNode:
     """Merge a YAML file; `_BASE_: other.yaml` (relative to the file), or a list of such files merged in
     order, comes first. A chain of `_BASE_` files that comes back to a file it includes is refused, naming
@@ -145,10 +191,7 @@ def merge_from_file(cfg: CfgNode, path: str, _including: tuple[str, ...] = ()) -
         chain = " -> ".join([*_including, real])
         raise ConfigError(f"config file {path} includes itself through _BASE_: {chain}")
     with open(path, encoding="utf-8") as f:
-        try:
-            data = yaml.safe_load(f) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+        data = _read_yaml(f, path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: expected a mapping at the top level")
     base = data.pop("_BASE_", None)
@@ -221,22 +264,19 @@ def _assert_model(cfg: CfgNode) -> None:
         raise ConfigError("MODEL.RAW_MODEL_DISTILLATION True needs MODEL.KEEP_RAW_MODEL True (the teacher)")
     if cfg.MODEL.ENSEMBLE_PRED and not cfg.MODEL.KEEP_RAW_MODEL:
         raise ConfigError("MODEL.ENSEMBLE_PRED True needs MODEL.KEEP_RAW_MODEL True")
-    if len(cfg.MODEL.MASK_STRIDE) != 3:
-        raise ConfigError(f"MODEL.MASK_STRIDE must have 3 entries (t, h, w), got {list(cfg.MODEL.MASK_STRIDE)}")
-    scales = list(cfg.MODEL.TEMPORAL_SCALE)
-    if not scales or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in scales):
-        raise ConfigError(f"MODEL.TEMPORAL_SCALE must be a non-empty list of positive ints, got {scales}")
+    stride = list(cfg.MODEL.MASK_STRIDE)
+    if cfg.MODEL.TEMPORAL_MODELING_TYPE == "stcross_attend" and stride[0] != 1:
+        # No corrected stride is suggested: whether a window fits depends on the CLIP's patch grid, which the
+        # model names when it is built.
+        raise ConfigError(f"config key MODEL.MASK_STRIDE {stride}: stcross_attend masks within each frame, so "
+                          f"the temporal stride (the first entry) must be 1, got {stride[0]}")
     if cfg.MODEL.ARCH == choices.CUSTOM_ARCH:
         _assert_custom_clip(cfg.MODEL.CUSTOM_CLIP)
 
 
 def _assert_custom_clip(c: CfgNode) -> None:
-    """The sizes of the random-init CLIP: checked here, where the message can name the key (the towers
-    would stop with a bare assertion or a division by zero)."""
-    for name in ("EMBED_DIM", "IMAGE_RESOLUTION", "VISION_PATCH", "VISION_WIDTH", "VISION_LAYERS", "VISION_HEADS",
-                 "TEXT_WIDTH", "TEXT_LAYERS", "TEXT_HEADS"):
-        if c[name] < 1:
-            raise ConfigError(f"config key MODEL.CUSTOM_CLIP.{name} must be >= 1, got {c[name]}")
+    """The sizes of the random-init CLIP that depend on each other (each is >= 1 by `ranges.RANGES`): checked
+    here, where the message can name the keys (the towers would stop with a bare assertion)."""
     for width, heads in (("VISION_WIDTH", "VISION_HEADS"), ("TEXT_WIDTH", "TEXT_HEADS")):
         if c[width] % c[heads]:
             raise ConfigError(f"config key MODEL.CUSTOM_CLIP.{width} ({c[width]}) must be divisible by "
@@ -244,49 +284,37 @@ def _assert_custom_clip(c: CfgNode) -> None:
     if c.IMAGE_RESOLUTION % c.VISION_PATCH:
         raise ConfigError(f"config key MODEL.CUSTOM_CLIP.IMAGE_RESOLUTION ({c.IMAGE_RESOLUTION}) must be a multiple of "
                           f"MODEL.CUSTOM_CLIP.VISION_PATCH ({c.VISION_PATCH})")
-    if c.VOCAB_SIZE < choices.CLIP_VOCAB_SIZE:
-        raise ConfigError(f"config key MODEL.CUSTOM_CLIP.VOCAB_SIZE must be >= {choices.CLIP_VOCAB_SIZE} (the "
-                          f"tokenizer's vocabulary), got {c.VOCAB_SIZE}")
 
 
-def _assert_data(cfg: CfgNode) -> None:
-    if len(cfg.DATA.TRAIN_JITTER_SCALES) != 2:
-        raise ConfigError("DATA.TRAIN_JITTER_SCALES must be [min, max]")
+def _assert_ordered(cfg: CfgNode) -> None:
+    """Bounds given by two values: a lower one may not exceed the upper one."""
     lo, hi = cfg.DATA.TRAIN_JITTER_SCALES
-    if not 0 < lo <= hi or cfg.DATA.TRAIN_CROP_SIZE > lo:
+    if not lo <= hi or cfg.DATA.TRAIN_CROP_SIZE > lo:
         raise ConfigError(
             f"DATA.TRAIN_JITTER_SCALES {list(cfg.DATA.TRAIN_JITTER_SCALES)} must be [min, max] with "
-            f"0 < min <= max and min >= DATA.TRAIN_CROP_SIZE ({cfg.DATA.TRAIN_CROP_SIZE})"
+            f"min <= max and min >= DATA.TRAIN_CROP_SIZE ({cfg.DATA.TRAIN_CROP_SIZE})"
         )
+    low, high = cfg.TRAIN.LINEAR_CONNECT_SAMPLE_L, cfg.TRAIN.LINEAR_CONNECT_SAMPLE_R
+    if low > high:
+        raise ConfigError(f"TRAIN.LINEAR_CONNECT_SAMPLE_L ({low}) must be <= TRAIN.LINEAR_CONNECT_SAMPLE_R ({high})")
 
 
-# Numeric keys with a lower bound; a value outside it would fail late (a division by zero, an empty
-# loop, a NaN loss) with a traceback, or silently do nothing.
-_AT_LEAST: tuple[tuple[str, float], ...] = (
-    ("TEST.NUM_ENSEMBLE_VIEWS", 1), ("DATA.NUM_FRAMES", 1), ("DATA.SAMPLING_RATE", 1), ("DATA.TARGET_FPS", 1),
-    ("DATA_LOADER.NUM_RETRIES", 0), ("DATA_LOADER.NUM_WORKERS", 0), ("SOLVER.MAX_EPOCH", 1),
-    ("TRAIN.BATCH_SIZE", 1), ("TEST.BATCH_SIZE", 1),
-)
-_FINITE: tuple[str, ...] = ("SOLVER.BASE_LR", "SOLVER.WARMUP_START_LR", "SOLVER.COSINE_END_LR", "SOLVER.WEIGHT_DECAY",
-                            "SOLVER.WARMUP_EPOCHS", "TEST.PATCHING_RATIO")
+def _infer_numbers(cfg: CfgNode) -> None:
+    """YAML 1.1 reads a number without a dot ("1e-1") as a string: a key whose default is None gets no float
+    conversion when merged, so SOLVER.CLIP_GRAD_L2NORM is converted here."""
+    value = cfg.SOLVER.CLIP_GRAD_L2NORM
+    if isinstance(value, str):
+        try:
+            cfg.SOLVER.CLIP_GRAD_L2NORM = float(value)
+        except ValueError:
+            pass  # refused by the table, naming the key and the value
 
 
-def _get(cfg: CfgNode, key: str) -> Any:
-    section, name = key.split(".")
-    return cfg[section][name]
-
-
-def _assert_numbers(cfg: CfgNode) -> None:
-    for key, low in _AT_LEAST:
-        if _get(cfg, key) < low:
-            raise ConfigError(f"config key {key} must be >= {low:g}, got {_get(cfg, key)}")
-    for key in _FINITE:
-        value = _get(cfg, key)
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"config key {key} must be a finite number >= 0, got {value}")
-    if not 0.0 <= cfg.TEST.PATCHING_RATIO <= 1.0:
-        raise ConfigError(f"config key TEST.PATCHING_RATIO must be in [0, 1] (0 = fine-tuned, 1 = raw CLIP), "
-                          f"got {cfg.TEST.PATCHING_RATIO}")
+def _assert_ranges(cfg: CfgNode) -> None:
+    """Every numeric key against its rule in `ranges.RANGES` (finite, >= 0, in [0, 1], an integer >= 1, ...)."""
+    problem = ranges.first_violation(cfg)
+    if problem:
+        raise ConfigError(problem)
 
 
 def num_processes(cfg: CfgNode) -> int:
@@ -296,9 +324,11 @@ def num_processes(cfg: CfgNode) -> int:
 
 
 def _assert_processes(cfg: CfgNode) -> None:
-    """The batch sizes are global: each is split evenly over every process of every machine."""
-    if cfg.NUM_GPUS < 0 or cfg.NUM_CPU_PROCS < 1:
-        raise ConfigError("NUM_GPUS must be >= 0 and NUM_CPU_PROCS >= 1")
+    """This machine is one of NUM_SHARDS; the batch sizes are global: each is split evenly over every process
+    of every machine."""
+    if cfg.SHARD_ID >= cfg.NUM_SHARDS:
+        raise ConfigError(f"SHARD_ID {cfg.SHARD_ID} must be < NUM_SHARDS {cfg.NUM_SHARDS} "
+                          f"(machines are numbered 0 to NUM_SHARDS - 1)")
     world = num_processes(cfg)
     for key in ("TRAIN.BATCH_SIZE", "TEST.BATCH_SIZE"):
         section, name = key.split(".")
@@ -308,17 +338,20 @@ def _assert_processes(cfg: CfgNode) -> None:
 
 
 def assert_and_infer_cfg(cfg: CfgNode) -> CfgNode:
-    """Check the values that types cannot check, and write back the one value that is inferred: every
-    spelling of "no temporal operator" becomes None (in place; returns `cfg`).
+    """Check the values that types cannot check (every numeric key against its rule in `ranges.RANGES`, then
+    what depends on several keys), and write back what is inferred: every spelling of "no temporal operator"
+    becomes None, and a SOLVER.CLIP_GRAD_L2NORM that YAML read as a string becomes a number (in place;
+    returns `cfg`).
 
     The learning rates are never rescaled here: TRAIN.BATCH_SIZE is the global batch, the same on any
     number of machines, so the config saved with a run holds the learning rates it used.
     """
     _assert_choices(cfg)
     _infer_temporal_type(cfg)
+    _infer_numbers(cfg)
+    _assert_ranges(cfg)
     _assert_model(cfg)
-    _assert_data(cfg)
-    _assert_numbers(cfg)
+    _assert_ordered(cfg)
     _assert_processes(cfg)
     return cfg
 

@@ -2,7 +2,8 @@
 
 `get_cfg()` returns a fresh copy of the defaults. YAML files and `--opts` are merged through
 `slowfast.config` which refuses unknown keys (naming the closest valid ones) and wrong types
-(naming the key, the expected type and the given one). A key either changes behaviour or does not
+(naming the key, the expected type and the given one); `assert_and_infer_cfg` then checks every numeric
+value against its rule in `slowfast/config/ranges.py`. A key either changes behaviour or does not
 exist: PySlowFast's AVA, multigrid, MoE and detection options are deliberately absent. The few keys kept
 only so that the original code's configs and command lines still parse are listed in
 `slowfast/config/compatibility.py` (accepted, logged when set, marked in the reference).
@@ -24,7 +25,7 @@ _C = CfgNode()
 _C.NUM_GPUS = 1
 # Number of machines (shards) taking part in distributed training.
 _C.NUM_SHARDS = 1
-# Index of this machine among NUM_SHARDS.
+# Index of this machine among NUM_SHARDS: 0 .. NUM_SHARDS - 1.
 _C.SHARD_ID = 0
 # Number of CPU processes (gloo backend) to run when NUM_GPUS is 0; tests use 2 to check DDP on CPU.
 _C.NUM_CPU_PROCS = 1
@@ -213,7 +214,7 @@ _C.SOLVER.COSINE_RESTART_EPOCH = 0
 _C.SOLVER.WEIGHT_DECAY = 0.01
 # No weight decay on 1-D parameters and biases (LayerNorm, biases, class embedding).
 _C.SOLVER.ZERO_WD_1D_PARAM = True
-# Clip the global gradient L2 norm to this value (after unscaling); None = no clipping.
+# Clip the global gradient L2 norm to this value (after unscaling); None or 0 = no clipping.
 _C.SOLVER.CLIP_GRAD_L2NORM = None
 # Adam betas.
 _C.SOLVER.BETAS = (0.9, 0.999)
