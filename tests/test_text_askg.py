@@ -94,7 +94,7 @@ def test_yaml_file_with_a_duplicated_class_is_refused_naming_the_line(tmp_path):
     text = llm_instructions.ASKG_EXAMPLE_ANSWER
     path.write_text(text + text)
     second = text.count("\n") + 1
-    msg = rf"askg.yml: line {second}: duplicate key 'drinking beer' \(first at line 1\)"
+    msg = rf"askg.yml: key drinking beer is repeated \(lines 1 and {second}\)"
     with pytest.raises(SchemaError, match=msg):
         load_yaml_file(str(path))
 

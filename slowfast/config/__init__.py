@@ -7,13 +7,14 @@ import ast
 import difflib
 import os
 from collections.abc import Iterable, Sequence
-from typing import IO, Any, Optional, Union
+from typing import IO, Any, Union
 
 import yaml
 from yacs.config import CfgNode
 
 from slowfast.config import choices, ranges
 from slowfast.config.defaults import get_cfg
+from slowfast.config.yaml_files import RepeatedKeyError, safe_load_unique
 from slowfast.errors import UserError
 
 __all__ = [
@@ -133,51 +134,14 @@ def merge_dict(cfg: CfgNode, values: dict, source: str = "") -> CfgNode:
     return cfg
 
 
-def _repeated_key(node: yaml.Node, path: str = "", visited: Optional[set[int]] = None) -> Optional[str]:
-    """Where a mapping of the YAML tree `node` holds a key twice (YAML keeps only the last value), as
-    "key K is repeated (lines A and B)"; None when no key is repeated. A node reached again through an
-    alias is not walked again."""
-    visited = set() if visited is None else visited
-    if id(node) in visited:
-        return None
-    visited.add(id(node))
-    children: list[tuple[str, yaml.Node]] = []
-    if isinstance(node, yaml.MappingNode):
-        first_line: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            if key is None or key_node.tag == "tag:yaml.org,2002:merge":
-                children.append((path, value_node))
-                continue
-            full = f"{path}.{key}" if path else key
-            if key in first_line:
-                return f"key {full} is repeated (lines {first_line[key]} and {key_node.start_mark.line + 1})"
-            first_line[key] = key_node.start_mark.line + 1
-            children.append((full, value_node))
-    elif isinstance(node, yaml.SequenceNode):
-        children = [(path, item) for item in node.value]
-    for child_path, child in children:
-        found = _repeated_key(child, child_path, visited)
-        if found:
-            return found
-    return None
-
-
 def _read_yaml(stream: IO[str], path: str) -> Any:
     """`yaml.safe_load`, refusing a key repeated in one mapping (YAML would silently keep the last one)."""
-    loader = yaml.SafeLoader(stream)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        repeated = _repeated_key(node)
-        if repeated:
-            raise ConfigError(f"config file {path}: {repeated}; YAML would keep only the last value: keep one")
-        return loader.construct_document(node)
+        return safe_load_unique(stream)
+    except RepeatedKeyError as e:
+        raise ConfigError(f"config file {path}: {e}; YAML would keep only the last value: keep one") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
-    finally:
-        loader.dispose()
 
 
 def merge_from_file(cfg: CfgNode, path: str, _including: tuple[str, ...] = ()) -> CfgNode:

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import yaml
 
+from slowfast.config.yaml_files import RepeatedKeyError, safe_load_unique
 from slowfast.errors import UserError
 from slowfast.text.llm_instructions import ANSWER_CHARS_PER_TOKEN, ASKG_FIELDS, XPROMPT_FIELDS, XPROMPT_SOURCES
 
@@ -179,31 +180,13 @@ def validate_xprompt(
     return out
 
 
-class _UniqueKeySafeLoader(yaml.SafeLoader):
-    """safe_load that refuses duplicate mapping keys (the original appended re-runs to its files)."""
-
-
-def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: dict = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise SchemaError(
-                f"line {key_node.start_mark.line + 1}: duplicate key {key!r} (first at line {seen[key]})"
-            )
-        seen[key] = key_node.start_mark.line + 1
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeySafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
-
-
 def load_yaml_file(path: str) -> Any:
-    """`yaml.safe_load` of a file, refusing duplicate keys; errors name the file and line."""
+    """`yaml.safe_load` of a file, refusing a repeated key (two runs appended to one file); errors name the
+    file and line."""
     try:
         with open(path, encoding="utf-8") as f:
-            return yaml.load(f, Loader=_UniqueKeySafeLoader)  # a safe loader (a SafeLoader subclass)
-    except SchemaError as e:
+            return safe_load_unique(f)
+    except RepeatedKeyError as e:
         raise SchemaError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         raise SchemaError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
