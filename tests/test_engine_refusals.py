@@ -1,11 +1,12 @@
 """What `stdd-run` (and the commands that test through the engine) refuse or stop on, each with one line and
-nothing misleading left on disk: NaN scores, NaN weights at a checkpoint, a full disk while saving; and the
-newcomer's first command of docs/getting_started.md, with its per-class report."""
+nothing misleading left on disk: NaN scores, NaN weights at a checkpoint, a full disk while saving, Ctrl-C,
+no config at all; and the newcomer's first command of docs/getting_started.md, with its per-class report."""
 
 import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 
@@ -147,6 +148,49 @@ def test_full_disk_while_saving_names_the_last_complete_checkpoint(tiny_data, tm
                      f"{first}: make room, then rerun the same command to resume from it"], r.stderr
     assert _files(out / "checkpoints") == ["checkpoint_epoch_00001.pyth"]
     assert open(first, "rb").read() == before
+
+
+# ---- Ctrl-C ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", [1, 2])
+def test_ctrl_c_exits_130_with_one_line_naming_the_checkpoint_to_resume_from(processes, tiny_data, tmp_path):
+    out = tmp_path / "run"
+    # Loader workers, as in `make demo`: the terminal's Ctrl-C reaches them too.
+    opts = tiny_run_opts(tiny_data, str(out), **{"SOLVER.MAX_EPOCH": 100, "TEST.ENABLE": False,
+                                                 "DATA_LOADER.NUM_WORKERS": 1, "NUM_CPU_PROCS": processes})
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+    with open(tmp_path / "stderr.txt", "w") as err_file:
+        proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "run_net.py"), "--opts", *opts], env=env,
+                                stdout=subprocess.DEVNULL, stderr=err_file, start_new_session=True)
+    log = out / "stdout.log"
+    while proc.poll() is None and not (log.exists() and "saved " in log.read_text()):  # the first checkpoint
+        try:
+            proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            pass
+    assert proc.poll() is None, "the run ended before it could be interrupted: " + (tmp_path / "stderr.txt").read_text()
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole process group
+    proc.wait(timeout=600)
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    lines = _message_lines(stderr)
+    last = cu.list_checkpoints(str(out))[-1]
+    assert lines == [f"interrupted: the last complete checkpoint is {last}; rerun the same command to resume from it"]
+    assert "model_state" in cu.read_checkpoint(last)
+    assert not [f for f in _files(out / "checkpoints") if f.endswith(".tmp")]
+
+
+# ---- no config -------------------------------------------------------------------------------------------
+def test_run_without_a_config_asks_for_one(tmp_path, monkeypatch, run_cli):
+    monkeypatch.chdir(tmp_path)
+    code, err = run_cli(run_net.main, [])
+    assert code == 1
+    assert err == ("error: no config given: name one with --cfg, e.g. `stdd-run --cfg "
+                   "configs/Synthetic/STDD_custom_8x2.yaml` (the demo's, on the data `make demo` writes); "
+                   "docs/getting_started.md shows a run on your own data")
+    assert os.path.isfile(os.path.join(ROOT, "configs", "Synthetic", "STDD_custom_8x2.yaml"))
+    assert os.listdir(tmp_path) == []
 
 
 # ---- the first run on your own data (docs/getting_started.md) ---------------------------------------------
