@@ -23,7 +23,8 @@ from slowfast.utils import distributed as du
 from slowfast.utils import logging as lu
 
 __all__ = [
-    "topk_correct", "ViewRecords", "VideoResults", "aggregate_views", "classification_metrics", "TrainMeter",
+    "topk_correct", "ViewRecords", "VideoResults", "aggregate_views", "classification_metrics", "per_class_top1",
+    "TrainMeter",
     "NonFiniteLossError", "device_memory_mb", "peak_ram_gb",
 ]
 
@@ -142,6 +143,22 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, num_class
         "mean_class_acc": 100.0 * float(per_class_acc.mean()),
         "confusion": conf.numpy(),
     }
+
+
+def per_class_top1(confusion: np.ndarray, class_names: Optional[Sequence[str]] = None) -> dict[str, dict[str, Any]]:
+    """{class name: {"top1_acc": %, "num_videos": n}} for each class with videos, in class order, from the
+    confusion matrix (rows = true class). A class `class_names` does not name is called by its index; a
+    name listed twice gets its index appended. The counts sum to the videos scored, and the count-weighted
+    mean of the accuracies is the overall top-1."""
+    out: dict[str, dict[str, Any]] = {}
+    for i, (total, correct) in enumerate(zip(confusion.sum(axis=1).tolist(), np.diag(confusion).tolist())):
+        if not total:
+            continue
+        name = str(class_names[i]) if class_names is not None and i < len(class_names) else str(i)
+        if name in out:
+            name = f"{name} ({i})"
+        out[name] = {"top1_acc": 100.0 * correct / total, "num_videos": int(total)}
+    return out
 
 
 def device_memory_mb(device: torch.device) -> float:

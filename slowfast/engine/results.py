@@ -36,6 +36,7 @@ class TestSummary(TypedDict):
     top5_acc: float
     mean_class_acc: float
     num_videos: int
+    per_class: dict[str, dict[str, Any]]  # class name -> {"top1_acc": %, "num_videos": n}, classes with videos
     num_unreadable: int
     unreadable: list[str]
     checkpoint: Optional[str]

@@ -6,12 +6,14 @@ layout of the original code's checkpoints, plus `"env"`: the commit and package 
 (`slowfast.utils.env.provenance`), which loading compares with the running environment (a warning, never
 a refusal).
 Written to a temporary file in the same folder and renamed, so a run killed while saving leaves either
-the old set of files or the new complete one, never a truncated `.pyth`. Loading uses
-`torch.load(weights_only=True)`.
+the old set of files or the new complete one, never a truncated `.pyth`. Weights that hold NaN or inf are
+never written, and a full disk stops the save with the file removed: both are a `CheckpointWriteError` line
+naming the last complete checkpoint, which stays. Loading uses `torch.load(weights_only=True)`.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -27,10 +29,10 @@ from slowfast.errors import UserError
 from slowfast.utils import distributed as du
 from slowfast.utils import env as envu
 from slowfast.utils.atomic import atomic_torch_save
-from slowfast.utils.checkpoint_files import checkpoint_dir, checkpoint_path, list_checkpoints
+from slowfast.utils.checkpoint_files import CHECKPOINT_NAME, checkpoint_dir, checkpoint_path, list_checkpoints
 
 __all__ = [
-    "CheckpointError", "checkpoint_dir", "checkpoint_path", "list_checkpoints", "last_checkpoint",
+    "CheckpointError", "CheckpointWriteError", "first_nonfinite", "checkpoint_dir", "checkpoint_path", "list_checkpoints", "last_checkpoint",
     "save_checkpoint", "read_checkpoint", "load_checkpoint", "load_model_state", "unwrap",
     "MODEL_KEYS", "OPERATOR_KEYS", "checkpoint_config", "model_key_mismatches", "check_model_keys",
     "remove_stale_temps", "check_provenance",
@@ -40,6 +42,16 @@ logger = logging.getLogger(__name__)
 
 class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be read or does not fit the model; the message names the file."""
+
+
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint that must not or could not be written (weights not finite, no room on the disk); the
+    message names the file, the cause and the last complete checkpoint, which is kept."""
+
+
+# Errors of a write that ran out of room: disk full, quota exceeded, file larger than the file system (or the
+# process's file-size limit) allows.
+NO_ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -75,6 +87,54 @@ def last_checkpoint(output_dir: str) -> Optional[str]:
     return None
 
 
+def first_nonfinite(state: Mapping[str, Any]) -> Optional[str]:
+    """The name of the first floating-point tensor of `state` holding NaN or inf, or None when all are finite."""
+    for name, value in state.items():
+        if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return name
+    return None
+
+
+def _kept(output_dir: str, epoch: int) -> tuple[str, str]:
+    """(what is kept, how to go on) for a message about the failed save of 0-based `epoch`: the newest
+    checkpoint before it (the files on disk are complete, being written atomically)."""
+    earlier = [p for p in list_checkpoints(output_dir)
+               if (m := CHECKPOINT_NAME.match(os.path.basename(p))) and int(m.group(1)) <= epoch]
+    if earlier:
+        return f"the last complete checkpoint is {earlier[-1]}", "resume from it"
+    return "no checkpoint was saved before", "start over"
+
+
+def _os_error_in(e: BaseException) -> Optional[OSError]:
+    """The OSError `e` is or was raised from (torch.save reports a failed write as a RuntimeError whose
+    cause or context is the OSError), or None."""
+    seen: set[int] = set()
+    cur: Optional[BaseException] = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, OSError):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _write(state: dict, path: str, output_dir: str, epoch: int) -> None:
+    """`atomic_torch_save`, a failed write (disk full, read-only folder) turned into one line; the temporary
+    file is removed by the atomic write, so nothing partial stays."""
+    try:
+        atomic_torch_save(state, path)
+    except (OSError, RuntimeError) as e:
+        os_error = _os_error_in(e)
+        if os_error is None:
+            raise
+        reason = os_error.strerror or type(os_error).__name__
+        full = os_error.errno in NO_ROOM_ERRNOS
+        what, fix = ("disk full", "make room") if full else ("cannot write", "fix the folder")
+        kept, go_on = _kept(output_dir, epoch)
+        raise CheckpointWriteError(f"{what} while saving {path} ({reason}); {kept}: {fix}, then rerun the same "
+                                   f"command to {go_on}") from None
+
+
 def save_checkpoint(
     output_dir: str,
     model: nn.Module,
@@ -83,19 +143,30 @@ def save_checkpoint(
     cfg: Any = None,
     scaler: Optional[Any] = None,
 ) -> Optional[str]:
-    """Write the checkpoint of 0-based `epoch` (rank 0 only; other ranks return None)."""
+    """Write the checkpoint of 0-based `epoch` (rank 0 only; other ranks return None).
+
+    Every rank first checks that the weights are finite (they are the same on every rank, so all ranks stop
+    together): a checkpoint with NaN or inf would be resumed from, averaged and tested as if it were good.
+    """
+    path = checkpoint_path(output_dir, epoch)
+    weights = unwrap(model).state_dict()
+    bad = first_nonfinite(weights)
+    if bad is not None:
+        kept, go_on = _kept(output_dir, epoch)
+        raise CheckpointWriteError(
+            f"epoch {epoch + 1}: the weights hold NaN or inf (first in {bad}), so {os.path.basename(path)} was not "
+            f"written; {kept}: lower SOLVER.BASE_LR or set SOLVER.CLIP_GRAD_L2NORM, then rerun to {go_on}")
     if not du.is_master():
         return None
-    path = checkpoint_path(output_dir, epoch)
     state = {
         "epoch": int(epoch),
-        "model_state": {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()},
+        "model_state": {k: v.detach().cpu() for k, v in weights.items()},
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
         "scaler_state": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "cfg": cfg.dump() if hasattr(cfg, "dump") else cfg,
         "env": envu.provenance(),
     }
-    atomic_torch_save(state, path)
+    _write(state, path, output_dir, epoch)
     return path
 
 

@@ -16,8 +16,10 @@ GPU runs use `cfg.DIST_BACKEND` (NCCL); CPU runs use gloo. The helpers below are
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -28,6 +30,7 @@ import torch.distributed as dist
 from slowfast.errors import UserError
 from slowfast.utils.atomic import atomic_write_text
 from slowfast.utils.checkpoint_files import list_checkpoints
+from slowfast.utils.interrupts import ctrl_c_ignored, install_ctrl_c
 
 __all__ = [
     "launch_job", "is_dist", "get_world_size", "get_rank", "is_master", "barrier",
@@ -172,8 +175,18 @@ def _leave_group() -> None:
         dist.destroy_process_group()
 
 
-def _worker(local_rank: int, func: Callable, cfg, init_method: str, nprocs: int, error_file: str) -> None:
+def _worker(local_rank: int, func: Callable, cfg, init_method: str, nprocs: int, error_file: str,
+            parent: int) -> None:
     """Entry point of a spawned process: join the group, run `func(cfg)`, leave the group."""
+    # Started with Ctrl-C ignored (see launch_job): from here on Ctrl-C stops this process quietly, and so
+    # does the death of the launching process (torch asks the kernel for a SIGINT then).
+    install_ctrl_c()
+    if os.getppid() != parent:
+        return  # the launching process died while this one was starting
+    if "fork" in multiprocessing.get_all_start_methods():
+        # A spawned process inherits "spawn" for the processes it starts; its data-loader workers are forked,
+        # as in a one-process run (spawned, each imports torch again and dies of Ctrl-C with a traceback).
+        multiprocessing.set_start_method("fork", force=True)
     place = ProcessPlace(cfg.SHARD_ID * nprocs + local_rank, cfg.NUM_SHARDS * nprocs, local_rank, nprocs, init_method)
     try:
         join_job(cfg, place)
@@ -215,8 +228,16 @@ def launch_job(cfg, init_method: str, func: Callable, daemon: bool = False, plac
 
     with tempfile.TemporaryDirectory(prefix="stdd-launch-") as tmp:
         error_file = os.path.join(tmp, "error.txt")
+        # A process interrupted while it imports torch prints a traceback: they start with Ctrl-C ignored.
+        with ctrl_c_ignored():
+            context = mp.spawn(_worker, nprocs=nprocs, args=(func, cfg, init_method, nprocs, error_file, os.getpid()),
+                               daemon=daemon, join=False)
         try:
-            mp.spawn(_worker, nprocs=nprocs, args=(func, cfg, init_method, nprocs, error_file), daemon=daemon)
+            while not context.join():
+                pass
+        except KeyboardInterrupt:
+            _stop(context.processes)
+            raise
         except (mp.ProcessRaisedException, mp.ProcessExitedException) as e:
             if os.path.exists(error_file):
                 with open(error_file, encoding="utf-8") as f:
@@ -224,6 +245,20 @@ def launch_job(cfg, init_method: str, func: Callable, daemon: bool = False, plac
             if isinstance(e, mp.ProcessExitedException):
                 raise ProcessDiedError(_death_message(cfg, e)) from None
             raise RuntimeError(f"a training/testing process failed: {e}") from None
+
+
+def _stop(processes: list) -> None:
+    """Stop the spawned processes after Ctrl-C: the terminal sent it to them as well, `kill -INT` of this
+    process alone did not. Ctrl-C lets each remove the file it was writing; one that does not stop (still
+    starting, with Ctrl-C ignored) is terminated."""
+    for p in processes:
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGINT)
+    for p in processes:
+        p.join(timeout=30)
+        if p.is_alive():
+            p.terminate()
+            p.join()
 
 
 def _death_message(cfg, e: Any) -> str:
