@@ -33,7 +33,6 @@ keys are averaged over the checkpoints only.
 from __future__ import annotations
 
 import datetime
-import errno
 import logging
 import math
 import os
@@ -49,7 +48,7 @@ from slowfast.clip import read_state_dict
 from slowfast.errors import UserError
 from slowfast.utils import checkpoint as cu
 from slowfast.utils import env as envu
-from slowfast.utils.atomic import atomic_torch_save, is_temp_of, make_writable_dir
+from slowfast.utils.atomic import NO_ROOM_ERRNOS, atomic_torch_save, in_chain, is_temp_of, make_writable_dir
 
 logger = logging.getLogger(__name__)
 
@@ -224,7 +223,7 @@ def _read_model_state(path: str) -> tuple[Optional[dict[str, torch.Tensor]], Opt
     try:
         obj = _load_mmap(path)
     except Exception as e:  # truncated, not a torch file, or holds objects weights_only refuses
-        if _in_chain(e, KeyboardInterrupt) is not None:  # Ctrl-C while torch read the file: not the file's fault
+        if in_chain(e, KeyboardInterrupt) is not None:  # Ctrl-C while torch read the file: not the file's fault
             raise KeyboardInterrupt from None
         first = str(e).splitlines()[0] if str(e) else ""
         return None, None, f"unreadable ({type(e).__name__}: {first[:200]})"
@@ -633,21 +632,6 @@ def run_averaging(plan: AveragingPlan, output_dir: str, log: Callable[[str], Non
     return written
 
 
-# A write failing with one of these means the disk, the quota or the file-size limit is full.
-_NO_ROOM_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG) if e is not None)
-
-
-def _in_chain(e: Optional[BaseException], kind: type[BaseException]) -> Optional[BaseException]:
-    """The first exception of type `kind` among `e` and its causes. torch.save reports a write of its file
-    object that failed (disk full) or was interrupted (Ctrl-C) as a RuntimeError whose context is the
-    original exception."""
-    for _ in range(10):
-        if e is None or isinstance(e, kind):
-            return e
-        e = e.__cause__ or e.__context__
-    return None
-
-
 @contextmanager
 def _writing(path: str, written: Sequence[str] = ()) -> Iterator[None]:
     """Around an atomic write of `path`: Ctrl-C stays Ctrl-C (the command exits 130) and a failed write is one
@@ -656,13 +640,13 @@ def _writing(path: str, written: Sequence[str] = ()) -> Iterator[None]:
     try:
         yield
     except (OSError, RuntimeError) as e:
-        if _in_chain(e, KeyboardInterrupt) is not None:
+        if in_chain(e, KeyboardInterrupt) is not None:
             raise KeyboardInterrupt from None
-        err = _in_chain(e, OSError)
-        if not isinstance(err, OSError):
+        err = in_chain(e, OSError)
+        if err is None:
             raise
         kept = f"; kept the finished {', '.join(os.path.basename(p) for p in written)}" if written else ""
-        if err.errno in _NO_ROOM_ERRNOS:
+        if err.errno in NO_ROOM_ERRNOS:
             what, todo = "no room to write", "make room and run the command again"
         else:
             what, todo = "cannot write", "check the folder and run the command again"

@@ -41,7 +41,7 @@ from av.video.reformatter import VideoReformatter
 
 from slowfast.datasets.prepare import VIDEO_EXTENSIONS
 from slowfast.errors import UserError, one_line
-from slowfast.utils.atomic import atomic_output, atomic_write_text, is_temp_of
+from slowfast.utils.atomic import atomic_output, atomic_write_text, is_temp_of, no_room
 
 __all__ = [
     "DEFAULT_SHORT_SIDE",
@@ -88,7 +88,6 @@ FAILURES_FILE = "reencode_failures.txt"
 LIST_EXTENSIONS = (".csv", ".json")
 # A write that fails with one of these means the disk (or quota, or file-size limit) is full: every
 # following file would fail the same way, so the run stops.
-NO_ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class ReencodeError(UserError, ValueError):
@@ -351,23 +350,13 @@ def reencode_video(src: str, dst: str, settings: EncodeSettings = EncodeSettings
     except (OSError, av.FFmpegError) as e:
         # PyAV may re-raise a failed write of its output file object as its own callback error, with the
         # write's OSError as the cause; look for the errno along the chain.
-        full = _no_room(e)
+        full = no_room(e)
         if full is not None:
             raise NoRoomError(f"no room to write {dst}: {_reason(full)}; the run stopped (make room, then rerun "
                               "to resume)") from None
         if isinstance(e, av.FFmpegError):
             raise UnconvertibleVideoError(f"encoding failed: {_reason(e)}") from None
         raise UnconvertibleVideoError(f"writing the copy failed: {_reason(e)}") from None
-
-
-def _no_room(e: BaseException | None) -> OSError | None:
-    """The OSError in `e`'s chain of causes that says the disk (quota, file-size limit) is full, if any."""
-    seen = 0
-    while e is not None and seen < 10:
-        if isinstance(e, OSError) and e.errno in NO_ROOM_ERRNOS:
-            return e
-        e, seen = e.__cause__ or e.__context__, seen + 1
-    return None
 
 
 def _write_copy(src: str, dst: str, settings: EncodeSettings, numbered: bool) -> int:

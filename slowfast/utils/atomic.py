@@ -9,11 +9,12 @@ the target's folder, flushed to disk, given the usual permissions, then renamed 
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, Any, Optional, TypeVar
 
 from slowfast.errors import UserError
 
@@ -98,3 +99,28 @@ def make_writable_dir(path: str, key: str) -> None:
         raise UserError(f"{key} {path} cannot be created: a regular file is in the way") from None
     except OSError as e:
         raise UserError(f"{key} {path} is not writable ({e.strerror or type(e).__name__})") from None
+
+
+# A write failing with one of these means the disk, the quota or the file-size limit is full.
+NO_ROOM_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG) if e is not None)
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def in_chain(e: Optional[BaseException], kind: type[_E]) -> Optional[_E]:
+    """The first exception of type `kind` among `e` and its causes, or None. Libraries report a failed or
+    interrupted write in their own terms: torch.save raises a RuntimeError whose context is the OSError (disk
+    full) or the KeyboardInterrupt, PyAV a callback error whose cause is the OSError."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, kind):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def no_room(e: Optional[BaseException]) -> Optional[OSError]:
+    """The OSError among `e` and its causes that says the disk (quota, file-size limit) is full, or None."""
+    err = in_chain(e, OSError)
+    return err if err is not None and err.errno in NO_ROOM_ERRNOS else None

@@ -13,7 +13,6 @@ naming the last complete checkpoint, which stays. Loading uses `torch.load(weigh
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
@@ -28,7 +27,7 @@ from slowfast.config.choices import OPERATOR_FIELDS, OPERATOR_WEIGHT_FIELDS
 from slowfast.errors import UserError
 from slowfast.utils import distributed as du
 from slowfast.utils import env as envu
-from slowfast.utils.atomic import atomic_torch_save
+from slowfast.utils.atomic import NO_ROOM_ERRNOS, atomic_torch_save, in_chain
 from slowfast.utils.checkpoint_files import CHECKPOINT_NAME, checkpoint_dir, checkpoint_path, list_checkpoints
 
 __all__ = [
@@ -51,7 +50,6 @@ class CheckpointWriteError(CheckpointError):
 
 # Errors of a write that ran out of room: disk full, quota exceeded, file larger than the file system (or the
 # process's file-size limit) allows.
-NO_ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -105,26 +103,13 @@ def _kept(output_dir: str, epoch: int) -> tuple[str, str]:
     return "no checkpoint was saved before", "start over"
 
 
-def _os_error_in(e: BaseException) -> Optional[OSError]:
-    """The OSError `e` is or was raised from (torch.save reports a failed write as a RuntimeError whose
-    cause or context is the OSError), or None."""
-    seen: set[int] = set()
-    cur: Optional[BaseException] = e
-    while cur is not None and id(cur) not in seen:
-        if isinstance(cur, OSError):
-            return cur
-        seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__
-    return None
-
-
 def _write(state: dict, path: str, output_dir: str, epoch: int) -> None:
     """`atomic_torch_save`, a failed write (disk full, read-only folder) turned into one line; the temporary
     file is removed by the atomic write, so nothing partial stays."""
     try:
         atomic_torch_save(state, path)
     except (OSError, RuntimeError) as e:
-        os_error = _os_error_in(e)
+        os_error = in_chain(e, OSError)
         if os_error is None:
             raise
         reason = os_error.strerror or type(os_error).__name__
