@@ -212,6 +212,13 @@ def test_impossible_settings_are_refused_with_the_values_that_work(kwargs, width
     assert needle in str(e.value)
 
 
+@pytest.mark.parametrize("stride", [(0, 0, 0), (2, 0, 0), (2, 3, 3)])
+def test_a_mask_stride_is_never_answered_with_a_suggestion_that_is_itself_refused(stride):
+    with pytest.raises(TemporalOpError) as e:
+        check_temporal_op(TemporalOpConfig(type="stcross_attend", mask_stride=stride), 64, 4)
+    assert "use MODEL.MASK_STRIDE" not in str(e.value)
+
+
 def test_not_invariant_to_frame_order_in_eval():
     T = 4
     block = make_block(T=T, deterministic=True).eval()

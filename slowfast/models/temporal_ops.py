@@ -82,9 +82,9 @@ def check_temporal_op(cfg: TemporalOpConfig, width: int, grid: int) -> None:
         raise TemporalOpError(f"MODEL.MASK_STRIDE must be (t, h, w), got {list(cfg.mask_stride)}")
     st, sh, sw = (int(s) for s in cfg.mask_stride)
     if st != 1:
+        fix = f": use MODEL.MASK_STRIDE [1, {sh}, {sw}]" if sh >= 1 and sw >= 1 and grid % sh == 0 and grid % sw == 0 else ""
         raise TemporalOpError(
-            f"stcross_attend needs a temporal mask stride of 1 (MODEL.MASK_STRIDE[0]), got {st}: "
-            f"use MODEL.MASK_STRIDE [1, {sh}, {sw}]"
+            f"stcross_attend needs a temporal mask stride of 1 (MODEL.MASK_STRIDE[0]), got {st}{fix}"
         )
     if sh < 1 or sw < 1 or grid % sh or grid % sw:
         ok = [d for d in _divisors(grid) if d > 1] or [1]
