@@ -1,4 +1,4 @@
-"""`tools/benchmark.py averaging`: peak memory of `weight_average_tool.py` over N checkpoints.
+"""`stdd-benchmark averaging` (`tools/benchmark.py averaging`): peak memory of `weight_average_tool.py` over N checkpoints.
 
 Writes N synthetic checkpoints of a given size into a temp folder, runs the averaging in a fresh
 subprocess and reports the rise of its peak resident set size (VmHWM, reset just before the run) over
@@ -123,7 +123,7 @@ def write_synthetic_checkpoints(directory: str, num: int, size_mb: float, teache
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="tools/benchmark.py averaging", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=f"{os.path.basename(sys.argv[0])} averaging", description=__doc__.split("\n\n")[0])
     p.add_argument("--num-checkpoints", type=int, default=20, help="number of checkpoints averaged (default 20)")
     p.add_argument("--size-mb", type=float, default=50.0, help="size of one checkpoint in MiB (default 50)")
     p.add_argument("--methods", nargs="+", default=["swa"], choices=["swa", "gwa", "bwa", "ewa"],

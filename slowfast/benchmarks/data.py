@@ -1,4 +1,4 @@
-"""`tools/benchmark.py data`: clips per second through the real loader, source files against re-encoded copies.
+"""`stdd-benchmark data` (`tools/benchmark.py data`): clips per second through the real loader, source files against re-encoded copies.
 
 Makes Kinetics-like videos with the synthetic generator (340x256, 10 s, 30 fps, H.264 with x264's defaults:
 B-frames and a keyframe every 250 frames, the shape of the usual Kinetics file) and one 1280x720 source,
@@ -30,7 +30,7 @@ CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 def parse_args(argv=None) -> argparse.Namespace:
     cores = os.cpu_count() or 1
-    p = argparse.ArgumentParser(prog="tools/benchmark.py data", description=__doc__,
+    p = argparse.ArgumentParser(prog=f"{os.path.basename(sys.argv[0])} data", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", type=int, nargs="+", default=sorted({1, cores}),
                    help="DATA_LOADER.NUM_WORKERS values (default: 1 and one per core, %(default)s)")

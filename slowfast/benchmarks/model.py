@@ -1,4 +1,4 @@
-"""`tools/benchmark.py model`: speed and memory of the video model per temporal operator.
+"""`stdd-benchmark model` (`tools/benchmark.py model`): speed and memory of the video model per temporal operator.
 
 For each operator type and batch size: inference forward (eval, no_grad) and a full train step
 (forward + backward + AdamW step, teacher included with --distill), median of --repeats after
@@ -43,7 +43,7 @@ BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, 
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="tools/benchmark.py model", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=f"{os.path.basename(sys.argv[0])} model", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--arch", choices=("custom", "vitb16", "vitl14"), default="custom")
     p.add_argument("--width", type=int, default=256, help="custom: vision width")

@@ -23,7 +23,7 @@ __all__ = ["parse_args", "main"]
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="tools/gpu_check.py", description=gpu.__doc__,
+    p = argparse.ArgumentParser(description=gpu.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="folder for the tables (*.md, results.json, summary.md) and logs")
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
