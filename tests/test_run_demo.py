@@ -88,6 +88,25 @@ def test_ctrl_c_exits_130_with_one_line_naming_what_was_kept(interrupted):
                          "run the same command again to resume from there")
 
 
+def test_ctrl_c_while_an_object_is_half_built_still_prints_only_the_one_line(tmp_path, monkeypatch, run_cli):
+    class HalfBuilt:  # as torch's data-loader iterator when Ctrl-C lands while it starts its workers
+        def __init__(self):
+            raise KeyboardInterrupt
+
+        def __del__(self):
+            self.shutdown()  # AttributeError: __init__ never got that far
+
+    def interrupted_run(args, runs):
+        HalfBuilt()
+
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)  # as outside pytest: printed on stderr
+    monkeypatch.setattr(run_demo, "_run", interrupted_run)
+    code, err = run_cli(run_demo.main, ["--out", str(tmp_path)])
+    assert code == 130
+    assert err == ("interrupted before the first epoch was checkpointed: nothing trained was kept; run the same "
+                   "command again to start")
+
+
 @pytest.mark.slow
 def test_ctrl_c_keeps_the_checkpoint_of_the_finished_epoch_and_no_report(interrupted):
     _, _, _, _, kept = interrupted

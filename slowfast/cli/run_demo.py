@@ -17,6 +17,7 @@ from this one (other --opts), and both do once a demo has finished in OUT (OUT/r
 """
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -339,11 +340,20 @@ def _run(args: argparse.Namespace, runs: list[DemoRun]) -> int:
 def main(argv=None) -> int:
     args = parse_args(argv)
     runs: list[DemoRun] = []
+    hook = sys.unraisablehook
     try:
         return _run(args, runs)
     except KeyboardInterrupt:
+        # What the interrupt left half-built (torch's data-loader iterator, caught while it starts its workers)
+        # fails in its own clean-up, once the interrupted frames are freed, with an "Exception ignored in ..."
+        # traceback: the run is over, and the one line below says all there is to say.
+        sys.unraisablehook = lambda unraisable: None
+    try:
+        gc.collect()
         print(interrupted_line(runs, args.out), file=sys.stderr)
-        return INTERRUPTED_EXIT_CODE
+    finally:
+        sys.unraisablehook = hook
+    return INTERRUPTED_EXIT_CODE
 
 
 if __name__ == "__main__":
