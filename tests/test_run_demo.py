@@ -1,17 +1,23 @@
 """The embedded demo (`make demo` = tools/run_demo.py): what it says it will do, Ctrl-C keeping every finished
 epoch with one line and status 130, and the same command resuming from there.
 
-The interrupted run is held at a known point without any timing: one validation video is a named pipe that
-nobody writes, so the run blocks opening it, in the validation of STDD's first epoch, right after that
-epoch's checkpoint; the test then sends SIGINT to the run's process group, as Ctrl-C in a terminal does.
+The interrupted run is held at a known point without any timing: one validation video is a named pipe, so the
+run's loader worker blocks on it in the validation of STDD's first epoch, after that epoch's checkpoint, while
+the main process waits for the worker. The test waits until the worker has the pipe open (it then holds the
+pipe's other end, writing nothing, so the worker stays blocked), checks that the output shows epoch 1 saved,
+and sends SIGINT to the run's process group, as Ctrl-C in a terminal does. Waiting for the worker, not for a
+line the main process prints, matters: a Ctrl-C that lands while the main process forks the worker, or while
+PyAV is blocked opening a file in it, is dropped (by Python's fork handlers, by PyAV), and the run would go on.
 """
 
+import errno
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from helpers import ROOT
@@ -20,9 +26,10 @@ from slowfast.cli import run_demo
 from slowfast.datasets.synthetic import SyntheticSpec, make_synthetic_dataset
 
 TOOL = os.path.join(ROOT, "tools", "run_demo.py")
-# The demo's configs shrunk to seconds: 4 frames of 32 px, a one-block CLIP, 3 epochs, no loader workers.
+# The demo's configs shrunk to seconds: 4 frames of 32 px, a one-block CLIP, 3 epochs (one loader worker, as
+# the demo's).
 TINY_OPTS = ["DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "4", "DATA.TRAIN_JITTER_SCALES", "[32,32]",
-             "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32", "DATA_LOADER.NUM_WORKERS", "0",
+             "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32", "DATA_LOADER.NUM_WORKERS", "1",
              "TRAIN.BATCH_SIZE", "8", "TEST.BATCH_SIZE", "12", "MODEL.CUSTOM_CLIP.IMAGE_RESOLUTION", "32",
              "MODEL.CUSTOM_CLIP.VISION_WIDTH", "64", "MODEL.CUSTOM_CLIP.VISION_LAYERS", "1",
              "MODEL.CUSTOM_CLIP.EMBED_DIM", "32", "MODEL.CUSTOM_CLIP.TEXT_WIDTH", "32",
@@ -34,15 +41,17 @@ def _cmd(out, data, opts=TINY_OPTS) -> list[str]:
     return [sys.executable, TOOL, "--out", str(out), "--data", str(data), "--opts", *opts]
 
 
-def _read_until(proc: subprocess.Popen, marker: bytes) -> bytes:
-    """What the process printed up to `marker` (or up to its end, when it never prints it)."""
-    seen = b""
-    while marker not in seen:
-        chunk = os.read(proc.stdout.fileno(), 65536)
-        if not chunk:
-            break
-        seen += chunk
-    return seen
+def _hold_once_opened(fifo, proc: subprocess.Popen) -> int:
+    """Once a reader has `fifo` open, open its writing end (returned): the reader then waits for data."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:  # ENXIO: no reader yet
+            if e.errno != errno.ENXIO:
+                raise
+        assert proc.poll() is None and time.monotonic() < deadline, "the run never reached the validation"
+        time.sleep(0.05)
 
 
 def _checkpoints(run_dir) -> list[str]:
@@ -61,21 +70,30 @@ def interrupted(tmp_path_factory):
     gate.unlink()
     os.mkfifo(gate)
     out = tmp_path_factory.mktemp("demo") / "out"
-    proc = subprocess.Popen(_cmd(out, data), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    log_path = out.parent / "demo.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(_cmd(out, data), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    writer = None
     try:
-        before = _read_until(proc, b"val 1:")  # the progress bar of epoch 1's validation: blocked on the pipe
-        assert proc.poll() is None, before.decode()
+        writer = _hold_once_opened(gate, proc)
+        before = log_path.read_bytes()
+        assert f"saved {out / 'stdd' / 'checkpoints' / 'checkpoint_epoch_00001.pyth'}".encode() in before
         os.killpg(proc.pid, signal.SIGINT)
-        after, _ = proc.communicate(timeout=HANG_GUARD_S)
+        proc.wait(timeout=HANG_GUARD_S)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        try:  # the worker too, if the run left it behind, before it can see the pipe closed and go on
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        if writer is not None:
+            os.close(writer)
         gate.unlink()
         gate.write_bytes(video)
+    after = log_path.read_bytes()[len(before):]
     kept = tmp_path_factory.mktemp("kept") / "out"
     shutil.copytree(out, kept)
-    return out, data, proc.returncode, after.decode(), kept
+    return out, data, proc.returncode, after.decode(errors="replace"), kept
 
 
 @pytest.mark.slow
