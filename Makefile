@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# Where torch and torchvision come from; empty: PyPI, whose Linux torch is the CUDA build (about 5.5 GB with its
+# CUDA libraries). On a machine without a GPU the CPU build is a fraction of that:
+#   TORCH_INDEX=https://download.pytorch.org/whl/cpu make venv   (INSTALL.md, "CPU-only machine")
+TORCH_INDEX ?=
 DEV_STAMP := $(VENV)/.dev-installed-stamp
 
 .PHONY: demo web web-screenshot demo-checkpoints test test-fast lint browser venv clean-venv
@@ -13,7 +17,7 @@ venv: $(STAMP)
 
 $(STAMP): requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1$(if $(TORCH_INDEX), --index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)

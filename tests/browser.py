@@ -49,7 +49,7 @@ def open_browser(width: int = 1280, height: int = 900):
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)
 
 
-def classify_in_browser(driver, url: str, video: str, classes: str, top_k: int, screenshot: str, timeout: float = 180) -> str:
+def classify_in_browser(driver, url: str, video: str, classes: str, top_k: int, screenshot: str, timeout: float = 600) -> str:
     """Open the page, upload `video`, type `classes` and `top_k`, press Classify, wait for the answer, save a
     screenshot of the whole page to `screenshot` and return the top class as the page shows it."""
     from selenium.webdriver.common.by import By

@@ -150,7 +150,7 @@ class FakeLLM:
 # What the stage tests share: a key that must never be printed, a class list, fast retries.
 KEY = "sk-test-Q7s9XkLmN2pR4tV6wY8zA1bC3dE5fG"
 CLASSES = ["abseiling", "Apply Eye Makeup", "passing American football (in game)", "yo-yo"]
-FAST = ["--backoff-base", "0.01", "--backoff-max", "0.05", "--timeout", "10", "--quiet"]
+FAST = ["--backoff-base", "0.01", "--backoff-max", "0.05", "--timeout", "300", "--quiet"]  # the timeout: a hang guard
 
 
 def serve(request, **kw) -> FakeLLM:

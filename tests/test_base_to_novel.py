@@ -323,7 +323,7 @@ def test_prepare_dataset_cli_has_an_ssv2_command(tmp_path, capsys):
 
 def test_base_to_novel_tool_answers_help():
     out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "base_to_novel.py"), "--help"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+                         capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert out.returncode == 0 and "--test-only" in out.stdout, out.stderr
 
 

@@ -29,7 +29,7 @@ def test_the_demo_installs_no_test_tool_and_the_test_and_lint_targets_install_th
         shutil.copy(os.path.join(ROOT, name), tmp_path / name)  # a fresh clone: no .venv yet
 
     def planned(target: str) -> str:  # the commands `make` would run, without running them
-        return subprocess.run(["make", "-n", target], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        return subprocess.run(["make", "-n", target], cwd=tmp_path, capture_output=True, text=True, timeout=600,
                               check=True).stdout
 
     demo = planned("demo")
@@ -108,7 +108,7 @@ TOOLS = ["tools/run_net.py", "tools/submit.py", "tools/demo_net.py", "tools/web_
 @pytest.mark.parametrize("tool", TOOLS)
 def test_every_tool_answers_help(tool):
     out = subprocess.run([sys.executable, os.path.join(ROOT, tool), "--help"], capture_output=True, text=True,
-                         cwd=ROOT, timeout=120)
+                         cwd=ROOT, timeout=600)
     assert out.returncode == 0 and "usage" in out.stdout.lower(), out.stdout + out.stderr
 
 

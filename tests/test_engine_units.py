@@ -202,7 +202,7 @@ def test_run_net_config_error_is_one_line_without_traceback(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("SOLVER:\n  BASE_LRR: 0.1\n")
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "run_net.py"), "--cfg", str(bad)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     err = proc.stderr.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1

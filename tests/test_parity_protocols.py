@@ -59,7 +59,7 @@ def _prompt_order_in_a_process(order: str, hash_seed: str) -> list:
             f"t, m = build_prompt_table(['c', 'd'], {{'c': entry}}, ['{{}}.'], 'xmix', {order!r}); "
             "print(json.dumps(t))")
     env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": ROOT}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 

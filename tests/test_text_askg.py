@@ -179,7 +179,7 @@ def test_each_cli_documents_every_flag_in_its_help(script):
     parser = {"ASKG_text_prompt.py": askg_parser, "extended_text_prompt.py": xprompt_parser,
               "text_prompts.py": features_parser}[script]()
     out = subprocess.run([sys.executable, os.path.join(root, "utils", script), "--help"],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     for action in parser._actions:
         assert action.help, f"{script}: {action.option_strings} has no help"

@@ -103,7 +103,7 @@ def test_run_killed_halfway_resumes_without_asking_finished_classes_again(reques
 
     def script(stage, cls, n, messages):
         if cls == CLASSES[2].lower() and not release.is_set():
-            release.wait(20)  # hang: the process is killed while waiting for this class
+            release.wait()  # hang: the process is killed while waiting for this class
         return None
 
     fake = serve(request, script=script)
@@ -114,9 +114,9 @@ def test_run_killed_halfway_resumes_without_asking_finished_classes_again(reques
     env = {**os.environ, "OPENAI_API_KEY": KEY}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 600  # only a run that hangs elsewhere gets near this
         while time.monotonic() < deadline and not (parts.is_dir() and len(list(parts.glob("*.yml"))) == 2
-                                                   and fake.count("askg", CLASSES[2]) == 1):
+                                                   and fake.count("askg", CLASSES[2]) >= 1):
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.05)
         assert len(list(parts.glob("*.yml"))) == 2
@@ -170,7 +170,7 @@ def test_api_key_never_appears_in_output_or_logs_even_when_the_server_echoes_it(
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     out = str(llm_env / "askg.yml")
     code = askg_main(["--classes", classes_file, "--output", out, "--base-url", fake.url, "--trust-base-url",
-                      "--backoff-base", "0.01", "--timeout", "10"])
+                      "--backoff-base", "0.01", "--timeout", "300"])
     captured = capsys.readouterr()
     assert code == 2
     assert "AuthenticationError (HTTP 401)" in captured.out
@@ -203,12 +203,20 @@ def test_key_and_base_url_are_read_from_the_env_file(request, classes_file, llm_
 
 
 def test_request_timeout_is_retried_then_succeeds(request, classes_file, llm_env):
-    fake = serve(request, delay=lambda cls: 1.0 if cls == "abseiling" and fake.count("askg", cls) == 1 else 0.0)
+    release = threading.Event()
+    request.addfinalizer(release.set)
+
+    def script(stage, cls, n, messages):
+        if n == 1:
+            release.wait()  # the first request is never answered: it always times out, however fast the machine
+        return None
+
+    fake = serve(request, script=script)
     out = str(llm_env / "askg.yml")
     assert askg_main(["--classes", classes_file, "--output", out, "--base-url", fake.url, "--api-key", KEY,
-                      "--backoff-base", "0.01", "--timeout", "0.3", "--max-retries", "2", "--limit", "1",
+                      "--backoff-base", "0.01", "--timeout", "2", "--max-retries", "4", "--limit", "1",
                       "--quiet"]) == 0
-    assert fake.count("askg", "abseiling") == 2
+    assert fake.count("askg", "abseiling") >= 2  # the hung request, then a retry that was answered
     assert list(read_yaml(out)) == CLASSES[:1]
 
 

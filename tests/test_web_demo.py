@@ -173,7 +173,7 @@ def test_an_upload_over_the_size_limit_is_refused_and_the_server_goes_on(synthet
     with pytest.raises(ValueError, match="exceeds the maximum file size"):  # the client (as the page) checks first
         client.predict(handle_file(str(big)), TYPED, 2, api_name="/classify")
     with open(big, "rb") as f:  # and the server refuses what gets past such a check
-        r = httpx.post(server.url.rstrip("/") + "/gradio_api/upload", files={"files": ("big.mp4", f)}, timeout=60)
+        r = httpx.post(server.url.rstrip("/") + "/gradio_api/upload", files={"files": ("big.mp4", f)}, timeout=600)
     assert r.status_code == 413 and "maximum allowed size" in r.text
     assert files_named(server.demo.upload_dir, "big.mp4") == []
     probabilities, _ = client.predict(handle_file(a_video(synthetic, tmp_path)), TYPED, 2, api_name="/classify")

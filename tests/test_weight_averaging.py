@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -261,36 +260,36 @@ def test_peak_memory_of_20_checkpoints_stays_below_three_checkpoint_sizes(tmp_pa
     assert r["delta_mb"] * 2**20 < 3 * size, r
 
 
-def _partial_temp_exists(directory):
-    try:
-        return any(n.endswith(".tmp") and os.path.getsize(directory / n) > 0 for n in os.listdir(directory))
-    except FileNotFoundError:  # the folder is not made yet, or a temp was just renamed
-        return False
+# Runs a script (the arguments after it) so that its first write past KILL_PAST bytes of a file kills it with
+# SIGXFSZ: a kill in the middle of writing the first output, at the same byte on every machine however fast
+# (Python ignores SIGXFSZ unless told otherwise; no core file).
+KILL_PAST = 4 * 2**20
+KILLED_MID_WRITE = (
+    "import resource, runpy, signal, sys\n"
+    f"resource.setrlimit(resource.RLIMIT_FSIZE, ({KILL_PAST}, {KILL_PAST}))\n"
+    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
+    "signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n"
+    "sys.argv = sys.argv[1:]\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file-size limits")
 def test_killed_run_leaves_no_partial_output_and_a_rerun_succeeds(tmp_path):
     src, out = tmp_path / "ck", tmp_path / "o"
     write_synthetic_checkpoints(str(src), 3, size_mb=16)
-    cmd = [sys.executable, TOOL, "--source-dir", str(src), "--output-dir", str(out), "--start", "1", "--end", "3",
-           "--methods", "swa", "gwa", "bwa", "ewa"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if _partial_temp_exists(out):
-                break  # bytes of the first output are on disk: kill the write in the middle
-            time.sleep(0.002)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    assert any(n.endswith(".tmp") for n in os.listdir(out))  # the kill did interrupt a write
+    args = ["--source-dir", str(src), "--output-dir", str(out), "--start", "1", "--end", "3",
+            "--methods", "swa", "gwa", "bwa", "ewa"]
+    proc = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, TOOL, *args], capture_output=True, timeout=600)
+    assert proc.returncode == -signal.SIGXFSZ, proc.stderr.decode()[-2000:]
+    partial = [n for n in os.listdir(out) if n.endswith(".tmp")]
+    assert len(partial) == 1 and os.path.getsize(out / partial[0]) == KILL_PAST  # the kill did cut a write short
     for name in os.listdir(out):  # whatever .pth exists is complete
         if name.endswith(".pth"):
             assert set(_load(out / name)) == {"model_state", "meta"}
     assert not (out / "ewa_1_3.pth").exists()
-    assert main(cmd[2:]) == 0  # the same command again, in-process
+    assert main(args) == 0  # the same command again, in-process
     assert sorted(os.listdir(out)) == ["bwa_1_3.pth", "env.json", "env.txt", "ewa_1_3.pth", "gwa_1_3.pth", "swa_1_3.pth"]
     assert len(_load(out / "swa_1_3.pth")["model_state"]) > 1
 

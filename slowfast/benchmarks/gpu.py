@@ -1,22 +1,6 @@
-"""`tools/gpu_check.py`: one prepared run that proves the CUDA path and measures it against the targets.
-
-Parts, in order, each under its own time cap inside a global budget (`--max-seconds`):
-
-- `cuda_tests`: `pytest -m cuda tests/test_cuda.py` in a subprocess (junit XML and log kept);
-- `model`: ViT-B/16 8x224^2 (random weights), operators None / stcross_attend (scales [1, 2]) /
-  stadapt_zeroinit, batch 32, bf16 autocast, without and with the distillation teacher: train and
-  inference clips/s, peak memory, FLOPs per train step (torch.utils.flop_counter) and MFU;
-- `vitl14`: ViT-L/14, STDD with the teacher, batch 32, activation checkpointing;
-- `loader`: train-mode clips/s of the real loader with 8 and 16 workers on Kinetics-like videos and on
-  their re-encoded copies;
-- `e2e`: a 1-epoch synthetic training (configs/Synthetic/STDD_custom_8x2.yaml) on the device and on the
-  CPU with the same seed, then the same on the device with bf16 and fp16 autocast;
-- `precision`: the ViT-B/16 STDD train step in fp32, bf16 and fp16 (+ grad scaler): clips/s, memory and
-  the loss after a few steps from the same weights and batch;
-- `compile` (with `--compile`, when time is left): the model rows with torch.compile.
-
-Every row is written as soon as it is measured (OUT/<part>.md, OUT/results.json, OUT/summary.md), so a
-run killed at any point still leaves its tables. `--device cpu --tiny` runs every part with tiny sizes.
+"""`stdd-gpu-check` (`tools/gpu_check.py`): one prepared run that proves the CUDA path and measures it against
+the targets. The parts and their time shares are described in `slowfast.benchmarks.options` (the command's
+`--help`); each part is a function here, run by `run_part` under its cap.
 """
 
 from __future__ import annotations
@@ -40,11 +24,6 @@ import torch
 from slowfast.benchmarks import environment_line
 from slowfast.paths import REPO_ROOT as ROOT
 from slowfast.utils.atomic import atomic_write_text
-
-# Each part's share of the global budget (fractions of --max-seconds; they add up to < 1).
-PART_SHARES = {"cuda_tests": 0.16, "model": 0.29, "vitl14": 0.09, "loader": 0.13, "e2e": 0.19, "precision": 0.12,
-               "compile": 1.0}
-PARTS = tuple(PART_SHARES)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """`tools/gpu_check.py` / `stdd-gpu-check`: the prepared GPU check, every part in one run inside a time budget
-(the parts and their targets are in `slowfast.benchmarks.gpu` and BENCHMARKS.md, "GPU check").
+(the parts and their time shares are in `slowfast.benchmarks.options`, the targets in BENCHMARKS.md, "GPU check").
 
     python tools/gpu_check.py --device cuda --out output/gpu_check --compile
     python tools/gpu_check.py --device cpu --tiny --out output/gpu_check_cpu     # the CPU dry run
@@ -13,35 +13,25 @@ import sys
 import time
 from typing import Optional
 
-import torch
-
-from slowfast.benchmarks import gpu
-from slowfast.benchmarks.gpu import FULL, PART_SHARES, PARTS, TINY, Ctx, Report, run_part
+from slowfast.benchmarks.options import PART_SHARES, PARTS, gpu_check_parser
 from slowfast.errors import cli_main
 
 __all__ = ["parse_args", "main"]
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="tools/gpu_check.py", description=gpu.__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="folder for the tables (*.md, results.json, summary.md) and logs")
-    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
-    p.add_argument("--tiny", action="store_true", help="tiny sizes and few iterations (the CPU dry run)")
-    p.add_argument("--max-seconds", type=float, default=None,
-                   help="global time budget, shared by the parts (default 480, 170 with --tiny)")
-    p.add_argument("--parts", nargs="+", choices=PARTS, default=[p for p in PARTS if p != "compile"],
-                   help="parts to run, in this order (default: all but compile)")
-    p.add_argument("--compile", action="store_true", help="also run the compile part, with the time that is left")
-    p.add_argument("--peak-tflops", type=float, default=None, help="device bf16 peak for MFU (default: by GPU name)")
-    return p.parse_args(argv)
-
+    return gpu_check_parser().parse_args(argv)
 
 
 @cli_main("interrupted: the tables written so far are kept")
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the parts in order inside the global budget; exit 1 when a part failed (a timeout is not a failure)."""
     args = parse_args(argv)
+    # Imported once the arguments are parsed: torch takes seconds to load, --help and a wrong flag do not wait.
+    import torch
+
+    from slowfast.benchmarks.gpu import FULL, TINY, Ctx, Report, run_part
+
     if args.device == "cuda" and not torch.cuda.is_available():
         print("--device cuda: CUDA is not available (use --device cpu --tiny for the dry run)", file=sys.stderr)
         return 2
