@@ -12,7 +12,8 @@ import torch
 from helpers import ROOT
 
 from slowfast.benchmarks import gpu
-from slowfast.benchmarks.gpu import PARTS, TARGETS
+from slowfast.benchmarks.gpu import TARGETS
+from slowfast.benchmarks.options import PARTS
 from slowfast.config import get_cfg
 from slowfast.engine.common import amp_settings, autocast_dtype
 from slowfast.errors import UserError

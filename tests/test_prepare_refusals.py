@@ -230,6 +230,15 @@ def test_a_video_list_with_repeated_rows_reads_each_video_once_and_warns_once(tm
                                   "the first at line 3) left out")
 
 
+def test_a_training_list_keeps_its_repeated_rows_and_warns_once(tmp_path, caplog):
+    csv_path = _write(tmp_path / "train.csv", "a.mp4,0\nb.mp4,1\na.mp4,0\na.mp4,0\n")
+    with caplog.at_level(logging.WARNING, logger="slowfast.datasets"):
+        entries = read_video_csv(csv_path, ",", "videos", num_classes=2, keep_repeats=True)
+    assert [(os.path.basename(e.path), e.label) for e in entries] == [("a.mp4", 0), ("b.mp4", 1), ("a.mp4", 0), ("a.mp4", 0)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "2 duplicate rows" in warnings[0] and "kept" in warnings[0]
+
+
 def test_kinetics_drops_repeated_annotation_rows_and_says_how_many(tmp_path, run_cli, capsys):
     train = _kinetics_csv(tmp_path / "train.csv", [("abseiling", "a1", 0), ("abseiling", "a1", 0),
                                                    ("zumba", "z1", 0), ("abseiling", "a1", 0), ("zumba", "a1", 0)])

@@ -64,9 +64,10 @@ def measure(cfg, mode: str, clips: int) -> tuple[float, int]:
 
 
 def write_lists(folder: str, rels: list[str], clips: int, batch: int) -> None:
-    """train.csv and test.csv repeating `rels` often enough for `clips` timed clips plus the untimed batch."""
+    """train.csv and test.csv listing `rels` often enough for `clips` timed clips plus the untimed batch (each
+    repeat under another label, since a test list reads a repeated row once)."""
     repeats = (clips + 2 * batch) // len(rels) + 1
-    lines = "".join(f"{r},0\n" for _ in range(repeats) for r in rels)
+    lines = "".join(f"{r},{k}\n" for k in range(repeats) for r in rels)
     for split in ("train", "test"):
         atomic_write_text(os.path.join(folder, f"{split}.csv"), lines)
 

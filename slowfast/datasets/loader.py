@@ -120,7 +120,7 @@ def build_dataset(cfg, split: str) -> VideoDataset:
     num_classes = len(read_class_names(cfg.DATA.INDEX_LABEL_MAPPING_FILE)) if cfg.DATA.INDEX_LABEL_MAPPING_FILE else None
     prefix = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR
     csv_path = dataset_csv_path(cfg, split)
-    entries = read_video_csv(csv_path, cfg.DATA.PATH_LABEL_SEPARATOR, prefix, num_classes)
+    entries = read_video_csv(csv_path, cfg.DATA.PATH_LABEL_SEPARATOR, prefix, num_classes, keep_repeats=split == "train")
     check_paths_exist(entries, csv_path, prefix)
     rank, _ = _world()
     return VideoDataset(

@@ -36,9 +36,12 @@ def read_video_csv(
     separator: str,
     path_prefix: str,
     num_classes: int | None = None,
+    keep_repeats: bool = False,
 ) -> list[VideoEntry]:
     """Parse and validate every line; paths are joined to `path_prefix` (absolute paths stay as they are).
-    Repeated lines (same path and label) are kept once, with one warning naming the file and the count."""
+    Repeated lines (same path and label) are read once (an evaluated video counts once), or kept with
+    `keep_repeats` (a training list may repeat a video to sample it more often); either way one warning
+    names the file and the count."""
     if not os.path.isfile(csv_path):
         raise DatasetFileError(f"dataset list not found: {csv_path}")
     entries: list[VideoEntry] = []
@@ -70,14 +73,17 @@ def read_video_csv(
             entry = VideoEntry(os.path.join(path_prefix, path), label)
             if entry in seen:
                 repeats.append(lineno)
-                continue
+                if not keep_repeats:
+                    continue
             seen.add(entry)
             entries.append(entry)
     if not entries:
         raise DatasetFileError(f"{csv_path}: no videos listed")
     if repeats:
-        logger.warning("%s: %d duplicate rows (the same path and label as an earlier row; the first at line %d) "
-                       "left out: each video is read once", csv_path, len(repeats), repeats[0])
+        what = ("kept: a training list samples a video as often as it is listed" if keep_repeats
+                else "left out: each video is read once")
+        logger.warning("%s: %d duplicate rows (the same path and label as an earlier row; the first at line %d) %s",
+                       csv_path, len(repeats), repeats[0], what)
     return entries
 
 
