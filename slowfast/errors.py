@@ -13,9 +13,9 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable, Sequence
-from typing import Optional
+from typing import Any, Optional
 
-__all__ = ["UserError", "one_line", "cli_main", "INTERRUPTED_EXIT_CODE"]
+__all__ = ["UserError", "one_line", "cli_main", "mute_cleanup_errors", "release_after_interrupt", "INTERRUPTED_EXIT_CODE"]
 
 INTERRUPTED_EXIT_CODE = 130  # the shell's convention for a command stopped by Ctrl-C (SIGINT)
 
@@ -41,6 +41,26 @@ def one_line(e: BaseException) -> str:
     return " ".join(text.split()) or type(e).__name__
 
 
+def mute_cleanup_errors() -> Callable[[Any], object]:
+    """Called on Ctrl-C, inside the `except KeyboardInterrupt` block: from now on, what the interrupt left
+    half-built may fail in its clean-up (torch's data-loader iterator, caught while it starts its workers,
+    fails in its `__del__`) without an "Exception ignored in ..." traceback; the command is over and its one
+    line says all there is to say. Returns the hook to give back to `release_after_interrupt`."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    return hook
+
+
+def release_after_interrupt(hook: Callable[[Any], object]) -> None:
+    """After the `except` block (the interrupted frames are gone): collect what they held, then restore `hook`."""
+    import gc
+
+    try:
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+
 MainFunction = Callable[[Optional[Sequence[str]]], Optional[int]]
 
 
@@ -57,8 +77,10 @@ def cli_main(interrupted: str = "interrupted") -> Callable[[MainFunction], Calla
                 print(f"error: {one_line(e)}", file=sys.stderr)
                 return e.exit_code
             except KeyboardInterrupt:
-                print(interrupted, file=sys.stderr)
-                return INTERRUPTED_EXIT_CODE
+                hook = mute_cleanup_errors()
+            release_after_interrupt(hook)  # once the interrupted frames (and what they half-built) are gone
+            print(interrupted, file=sys.stderr)
+            return INTERRUPTED_EXIT_CODE
 
         return run
 

@@ -17,7 +17,6 @@ from this one (other --opts), and both do once a demo has finished in OUT (OUT/r
 """
 
 import argparse
-import gc
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from slowfast.errors import INTERRUPTED_EXIT_CODE, cli_main
+from slowfast.errors import INTERRUPTED_EXIT_CODE, cli_main, mute_cleanup_errors, release_after_interrupt
 from slowfast.paths import REPO_ROOT as ROOT
 from slowfast.utils.atomic import atomic_savefig, atomic_write_text
 from slowfast.utils.checkpoint_files import CHECKPOINT_NAME, list_checkpoints
@@ -340,19 +339,12 @@ def _run(args: argparse.Namespace, runs: list[DemoRun]) -> int:
 def main(argv=None) -> int:
     args = parse_args(argv)
     runs: list[DemoRun] = []
-    hook = sys.unraisablehook
     try:
         return _run(args, runs)
     except KeyboardInterrupt:
-        # What the interrupt left half-built (torch's data-loader iterator, caught while it starts its workers)
-        # fails in its own clean-up, once the interrupted frames are freed, with an "Exception ignored in ..."
-        # traceback: the run is over, and the one line below says all there is to say.
-        sys.unraisablehook = lambda unraisable: None
-    try:
-        gc.collect()
-        print(interrupted_line(runs, args.out), file=sys.stderr)
-    finally:
-        sys.unraisablehook = hook
+        hook = mute_cleanup_errors()
+    release_after_interrupt(hook)  # once the interrupted frames (and what they half-built) are gone
+    print(interrupted_line(runs, args.out), file=sys.stderr)
     return INTERRUPTED_EXIT_CODE
 
 
