@@ -7,6 +7,7 @@ each other.
 
 import json
 import os
+import signal
 import socket
 import sys
 
@@ -125,3 +126,10 @@ def make_tiny_synthetic(root, out, train_per_class: int = 1, extra_yaml: str = "
     cfg = root / "tiny.yaml"
     cfg.write_text(TINY_SYNTHETIC_YAML.format(root=ROOT, data=root, out=out) + extra_yaml)
     return cfg
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """`preexec_fn` of a child a test sends Ctrl-C (SIGINT) to: the child takes it as in a terminal even when
+    this test run ignores SIGINT, as every command started in the background by a non-interactive shell does
+    (`make test &`, nohup), a setting children would otherwise inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 import torch
-from helpers import ROOT, config_from
+from helpers import ROOT, config_from, ctrl_c_as_in_a_terminal
 
 from slowfast.cli.average import main
 
@@ -265,7 +265,7 @@ def test_ctrl_c_exits_130_with_one_line_and_leaves_no_partial_file(tmp_path, wha
     src, out = _checkpoints(tmp_path, size=128), tmp_path / "avg"
     argv = ["--source-dir", src, "--output-dir", str(out), "--methods", "swa", "gwa"]
     proc = subprocess.Popen([sys.executable, "-c", _CHILD.format(root=ROOT), what, str(nth), *argv],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         for line in proc.stdout:
             if line.strip() == "PAUSED":

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from helpers import ROOT, TINY_CLASSES, moving_square_clip, tiny_run_cfg, tiny_run_opts
+from helpers import ROOT, TINY_CLASSES, ctrl_c_as_in_a_terminal, moving_square_clip, tiny_run_cfg, tiny_run_opts
 
 from slowfast.cli import prepare_dataset, run_net, zero_shot
 from slowfast.models import build_model
@@ -161,7 +161,8 @@ def test_ctrl_c_exits_130_with_one_line_naming_the_checkpoint_to_resume_from(pro
     env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
     with open(tmp_path / "stderr.txt", "w") as err_file:
         proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "run_net.py"), "--opts", *opts], env=env,
-                                stdout=subprocess.DEVNULL, stderr=err_file, start_new_session=True)
+                                stdout=subprocess.DEVNULL, stderr=err_file, start_new_session=True,
+                                preexec_fn=ctrl_c_as_in_a_terminal)
     log = out / "stdout.log"
     while proc.poll() is None and not (log.exists() and "saved " in log.read_text()):  # the first checkpoint
         try:

@@ -20,7 +20,7 @@ import sys
 import time
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, ctrl_c_as_in_a_terminal
 
 from slowfast.cli import run_demo
 from slowfast.datasets.synthetic import SyntheticSpec, make_synthetic_dataset
@@ -72,7 +72,8 @@ def interrupted(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
     log_path = out.parent / "demo.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(_cmd(out, data), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(_cmd(out, data), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=ctrl_c_as_in_a_terminal)
     writer = None
     try:
         writer = _hold_once_opened(gate, proc)

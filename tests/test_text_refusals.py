@@ -19,7 +19,7 @@ import time
 import pytest
 import yaml
 from fakes import CLASSES, FAST, KEY, Reply, serve
-from helpers import ROOT
+from helpers import ROOT, ctrl_c_as_in_a_terminal
 
 from slowfast.cli.text import askg_main, askg_parser, features_main, features_parser, xprompt_main, xprompt_parser
 from slowfast.text.llm import RetryPolicy
@@ -284,7 +284,7 @@ def test_ctrl_c_exits_130_and_keeps_the_finished_classes(request, classes_file, 
 
     def script(stage, cls, n, messages):
         if cls == CLASSES[2].lower() and not release.is_set():
-            release.wait(20)  # hang until the test is done: Ctrl-C arrives while this class is asked
+            release.wait(600)  # hang until the test is done: Ctrl-C arrives while this class is asked
         return None
 
     fake = serve(request, script=script)
@@ -293,15 +293,17 @@ def test_ctrl_c_exits_130_and_keeps_the_finished_classes(request, classes_file, 
     cmd = [sys.executable, os.path.join(ROOT, "utils", "ASKG_text_prompt.py"), "--classes", classes_file,
            "--output", str(out), "--base-url", fake.url, "--concurrency", "1", *FAST]
     env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONPATH": ROOT}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 600  # a hang guard only
         while not (fake.count("askg", CLASSES[2]) == 1 and len(list(parts.glob("*.yml"))) == 2):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=600)
     finally:
+        release.set()
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130
