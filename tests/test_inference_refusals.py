@@ -199,7 +199,7 @@ def demo_root(tmp_path_factory):
     make_synthetic_dataset(str(root / data), SyntheticSpec(train_per_class=1, val_per_class=1, test_per_class=1,
                                                            zero_shot_per_class=1))
     shutil.copy(root / data / "videos" / "test" / "moving_right_0000.mp4", root / "v.mp4")
-    name, _, cfg_file = run_demo.RUNS[0]
+    name, *_, cfg_file = run_demo.RUNS[0]
     cfg = run_demo._config(cfg_file, os.path.join(out, name), data, [])
     model = build_model(cfg, class_names=["moving left", "moving right"])
     saved = save_checkpoint(str(root / cfg.OUTPUT_DIR), model, None, cfg.SOLVER.MAX_EPOCH - 1, cfg)
