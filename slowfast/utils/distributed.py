@@ -27,7 +27,7 @@ from typing import Any, Optional
 import torch
 import torch.distributed as dist
 
-from slowfast.errors import UserError
+from slowfast.errors import UserError, mute_cleanup_errors, release_after_interrupt
 from slowfast.utils.atomic import atomic_write_text
 from slowfast.utils.checkpoint_files import list_checkpoints
 from slowfast.utils.interrupts import ctrl_c_ignored, install_ctrl_c
@@ -188,6 +188,7 @@ def _worker(local_rank: int, func: Callable, cfg, init_method: str, nprocs: int,
         # as in a one-process run (spawned, each imports torch again and dies of Ctrl-C with a traceback).
         multiprocessing.set_start_method("fork", force=True)
     place = ProcessPlace(cfg.SHARD_ID * nprocs + local_rank, cfg.NUM_SHARDS * nprocs, local_rank, nprocs, init_method)
+    hook = None
     try:
         join_job(cfg, place)
         func(cfg)
@@ -197,8 +198,13 @@ def _worker(local_rank: int, func: Callable, cfg, init_method: str, nprocs: int,
         if local_rank == 0 or not os.path.exists(error_file):
             atomic_write_text(error_file, str(e))
         raise
+    except KeyboardInterrupt:
+        hook = mute_cleanup_errors()  # the launching process prints the one line
     finally:
         _leave_group()
+    if hook is not None:
+        release_after_interrupt(hook)  # what the interrupt left half-built goes without a traceback
+        raise KeyboardInterrupt from None
 
 
 def launch_job(cfg, init_method: str, func: Callable, daemon: bool = False, place: Optional[ProcessPlace] = None) -> None:
