@@ -178,7 +178,7 @@ def test_missing_or_unreadable_input_is_named_by_its_flag(request, run_cli, clas
 ])
 @pytest.mark.parametrize("ran_as", ["command", "script"])
 def test_help_names_the_command_as_it_was_run_and_its_examples_parse(monkeypatch, parser, command, script, ran_as):
-    typed = f"/home/u/.venv/bin/{command}" if ran_as == "command" else f"utils/{script}"
+    typed = f"/usr/local/bin/{command}" if ran_as == "command" else f"utils/{script}"
     monkeypatch.setattr(sys, "argv", [typed, "--help"])
     prog = command if ran_as == "command" else f"python utils/{script}"
     text = parser().format_help()

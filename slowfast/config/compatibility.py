@@ -9,11 +9,10 @@ listed too: setting it to that value changes nothing.
 
 from __future__ import annotations
 
-from typing import Any
-
 from yacs.config import CfgNode
 
 from slowfast.config.defaults import get_cfg
+from slowfast.config.ranges import value_of
 
 __all__ = ["ACCEPTED_FOR_COMPATIBILITY", "notes"]
 
@@ -28,16 +27,9 @@ ACCEPTED_FOR_COMPATIBILITY: tuple[str, ...] = (
 )
 
 
-def _value(cfg: CfgNode, key: str) -> Any:
-    node = cfg
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
 def notes(cfg: CfgNode) -> list[str]:
     """One line per key of the list that `cfg` sets to a value other than its default."""
     defaults = get_cfg()
-    return [f"{key} {_value(cfg, key)!r} is accepted for compatibility and changes nothing "
+    return [f"{key} {value_of(cfg, key)!r} is accepted for compatibility and changes nothing "
             f"(docs/config_reference.md)"
-            for key in ACCEPTED_FOR_COMPATIBILITY if _value(cfg, key) != _value(defaults, key)]
+            for key in ACCEPTED_FOR_COMPATIBILITY if value_of(cfg, key) != value_of(defaults, key)]

@@ -136,6 +136,7 @@ RANGES: dict[str, Rule] = {
 
 
 def value_of(cfg: CfgNode, key: str) -> Any:
+    """The value of the dotted `key` (e.g. "SOLVER.BASE_LR") in `cfg`."""
     node = cfg
     for part in key.split("."):
         node = node[part]
