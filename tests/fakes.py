@@ -8,7 +8,10 @@ hanging, 401, a body that is not JSON).
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -18,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
 import yaml
+from helpers import ROOT, ctrl_c_as_in_a_terminal
 
 
 @dataclass
@@ -158,3 +162,35 @@ def serve(request, **kw) -> FakeLLM:
     fake = FakeLLM(**kw)
     request.addfinalizer(fake.close)
     return fake
+
+
+def askg_stuck_on(request, classes_file: str, out, cls: str):
+    """Starts `stdd-askg` in a child process against a server that does not answer for `cls` until the
+    returned event is set, and returns (fake, proc, release) once every class before `cls` is written to
+    `out`.parts/ and `cls` has been asked once: the moment a test kills or interrupts the run."""
+    release = threading.Event()
+    request.addfinalizer(release.set)
+
+    def script(stage, asked, n, messages):
+        if asked == cls.lower() and not release.is_set():
+            release.wait(600)  # a hang guard only: the test sets it
+        return None
+
+    fake = serve(request, script=script)
+    cmd = [sys.executable, os.path.join(ROOT, "utils", "ASKG_text_prompt.py"), "--classes", classes_file,
+           "--output", str(out), "--base-url", fake.url, "--concurrency", "1", *FAST]
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONPATH": ROOT}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
+    request.addfinalizer(lambda: proc.poll() is None and proc.kill())
+    parts = f"{out}.parts"
+    done_before = CLASSES.index(cls)
+    deadline = time.monotonic() + 600  # a hang guard only
+    while not (fake.count("askg", cls) == 1 and _count_parts(parts) == done_before):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    return fake, proc, release
+
+
+def _count_parts(folder) -> int:
+    return len([n for n in os.listdir(folder) if n.endswith(".yml")]) if os.path.isdir(folder) else 0

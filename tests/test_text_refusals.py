@@ -13,13 +13,11 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 import yaml
-from fakes import CLASSES, FAST, KEY, Reply, serve
-from helpers import ROOT, ctrl_c_as_in_a_terminal
+from fakes import CLASSES, FAST, KEY, Reply, askg_stuck_on, serve
+from helpers import ROOT
 
 from slowfast.cli.text import askg_main, askg_parser, features_main, features_parser, xprompt_main, xprompt_parser
 from slowfast.text.llm import RetryPolicy
@@ -279,33 +277,12 @@ def test_answer_longer_than_the_token_limit_allows_is_rejected(request, classes_
 
 # ------------------------------------------------------------------------ Ctrl-C
 def test_ctrl_c_exits_130_and_keeps_the_finished_classes(request, classes_file, llm_env):
-    release = threading.Event()
-    request.addfinalizer(release.set)
-
-    def script(stage, cls, n, messages):
-        if cls == CLASSES[2].lower() and not release.is_set():
-            release.wait(600)  # hang until the test is done: Ctrl-C arrives while this class is asked
-        return None
-
-    fake = serve(request, script=script)
     out = llm_env / "askg.yml"
     parts = llm_env / "askg.yml.parts"
-    cmd = [sys.executable, os.path.join(ROOT, "utils", "ASKG_text_prompt.py"), "--classes", classes_file,
-           "--output", str(out), "--base-url", fake.url, "--concurrency", "1", *FAST]
-    env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONPATH": ROOT}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=ctrl_c_as_in_a_terminal)
-    try:
-        deadline = time.monotonic() + 600  # a hang guard only
-        while not (fake.count("askg", CLASSES[2]) == 1 and len(list(parts.glob("*.yml"))) == 2):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=600)
-    finally:
-        release.set()
-        if proc.poll() is None:
-            proc.kill()
+    _, proc, release = askg_stuck_on(request, classes_file, out, CLASSES[2])
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=600)  # a hang guard only
+    release.set()
     assert proc.returncode == 130
     assert err.strip().splitlines()[-1] == (f"interrupted: finished classes are kept in {out}.parts/; "
                                             "run the same command to go on")

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 
 import pytest
 import yaml
-from fakes import CLASSES, FAST, KEY, FakeLLM, Reply, class_of, serve
-from helpers import ROOT
+from fakes import CLASSES, FAST, KEY, FakeLLM, Reply, askg_stuck_on, class_of, serve
 
 from slowfast.cli.text import askg_main, xprompt_main
 
@@ -98,31 +94,10 @@ def test_retryable_http_error_is_retried_then_succeeds(request, classes_file, ll
 
 
 def test_run_killed_halfway_resumes_without_asking_finished_classes_again(request, classes_file, llm_env):
-    release = threading.Event()
-    request.addfinalizer(release.set)
-
-    def script(stage, cls, n, messages):
-        if cls == CLASSES[2].lower() and not release.is_set():
-            release.wait()  # hang: the process is killed while waiting for this class
-        return None
-
-    fake = serve(request, script=script)
     out = llm_env / "askg.yml"
-    parts = llm_env / "askg.yml.parts"
-    cmd = [sys.executable, os.path.join(ROOT, "utils", "ASKG_text_prompt.py"), "--classes", classes_file,
-           "--output", str(out), "--base-url", fake.url, "--concurrency", "1", *FAST]
-    env = {**os.environ, "OPENAI_API_KEY": KEY}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 600  # only a run that hangs elsewhere gets near this
-        while time.monotonic() < deadline and not (parts.is_dir() and len(list(parts.glob("*.yml"))) == 2
-                                                   and fake.count("askg", CLASSES[2]) >= 1):
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.05)
-        assert len(list(parts.glob("*.yml"))) == 2
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    fake, proc, release = askg_stuck_on(request, classes_file, out, CLASSES[2])
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
     assert not out.exists()
     release.set()
     before = fake.counts.copy()
