@@ -22,7 +22,6 @@ data benchmark. Everything is deterministic for a given seed (H.264 encoding use
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
