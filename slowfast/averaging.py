@@ -48,7 +48,7 @@ from slowfast.clip import read_state_dict
 from slowfast.errors import UserError
 from slowfast.utils import checkpoint as cu
 from slowfast.utils import env as envu
-from slowfast.utils.atomic import NO_ROOM_ERRNOS, atomic_torch_save, in_chain, is_temp_of, make_writable_dir
+from slowfast.utils.atomic import atomic_torch_save, in_chain, is_temp_of, make_writable_dir, no_room
 
 logger = logging.getLogger(__name__)
 
@@ -642,11 +642,12 @@ def _writing(path: str, written: Sequence[str] = ()) -> Iterator[None]:
     except (OSError, RuntimeError) as e:
         if in_chain(e, KeyboardInterrupt) is not None:
             raise KeyboardInterrupt from None
-        err = in_chain(e, OSError)
+        full = no_room(e)
+        err = full or in_chain(e, OSError)
         if err is None:
             raise
         kept = f"; kept the finished {', '.join(os.path.basename(p) for p in written)}" if written else ""
-        if err.errno in NO_ROOM_ERRNOS:
+        if full:
             what, todo = "no room to write", "make room and run the command again"
         else:
             what, todo = "cannot write", "check the folder and run the command again"

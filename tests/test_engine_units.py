@@ -1,5 +1,6 @@
 """Engine pieces that need neither the video model nor the data: schedule, groups, losses, views, checkpoints."""
 
+import errno
 import importlib.util
 import os
 import subprocess
@@ -19,7 +20,7 @@ from slowfast.models.losses import cross_entropy, get_loss_func, soft_cross_entr
 from slowfast.models.optimizer import build_optimizer, construct_optimizer, param_groups
 from slowfast.models.temporal_ops import TemporalOpError
 from slowfast.utils import checkpoint as cu
-from slowfast.utils.atomic import atomic_path
+from slowfast.utils.atomic import atomic_path, no_room
 from slowfast.utils.lr_policy import LRSchedule, get_lr_at_epoch, lr_at_epoch, set_lr
 
 
@@ -256,6 +257,22 @@ def test_model_and_text_input_errors_are_user_errors_so_the_tools_print_one_line
 def test_a_choice_the_config_refuses_is_a_config_error_where_it_is_used_too(use, key):
     with pytest.raises(ConfigError, match=key):  # reached by Python callers that skip assert_and_infer_cfg
         use()
+
+
+def _chain(*errors: BaseException) -> BaseException:
+    """errors[0] raised while handling errors[1], itself raised from errors[2], ...; the outermost returned."""
+    for outer, inner in zip(errors, errors[1:]):
+        outer.__cause__ = inner
+    return errors[0]
+
+
+def test_no_room_finds_the_full_disk_behind_another_os_error():
+    full = OSError(errno.ENOSPC, "No space left on device")
+    # a library's own I/O error (EIO) raised on top of the write that found the disk full
+    assert no_room(_chain(RuntimeError("callback failed"), OSError(errno.EIO, "I/O error"), full)) is full
+    assert no_room(_chain(RuntimeError("callback failed"), OSError(errno.EFBIG, "File too large"))) is not None
+    assert no_room(_chain(RuntimeError("callback failed"), OSError(errno.EACCES, "Permission denied"))) is None
+    assert no_room(RuntimeError("no OSError at all")) is None
 
 
 def test_atomic_path_replaces_the_target_only_on_success(tmp_path):

@@ -26,7 +26,6 @@ relative path under `dst_dir` with the extension `.mp4` (H.264, yuv420p, audio d
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import time
@@ -86,8 +85,6 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 OUTPUT_EXTENSION = ".mp4"
 FAILURES_FILE = "reencode_failures.txt"
 LIST_EXTENSIONS = (".csv", ".json")
-# A write that fails with one of these means the disk (or quota, or file-size limit) is full: every
-# following file would fail the same way, so the run stops.
 
 
 class ReencodeError(UserError, ValueError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any, Optional, TypeVar
 
@@ -107,13 +107,14 @@ NO_ROOM_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", No
 _E = TypeVar("_E", bound=BaseException)
 
 
-def in_chain(e: Optional[BaseException], kind: type[_E]) -> Optional[_E]:
-    """The first exception of type `kind` among `e` and its causes, or None. Libraries report a failed or
-    interrupted write in their own terms: torch.save raises a RuntimeError whose context is the OSError (disk
-    full) or the KeyboardInterrupt, PyAV a callback error whose cause is the OSError."""
+def in_chain(e: Optional[BaseException], kind: type[_E], where: Optional[Callable[[_E], bool]] = None) -> Optional[_E]:
+    """The first exception of type `kind` (for which `where` holds, when given) among `e` and its causes, or
+    None. Libraries report a failed or interrupted write in their own terms: torch.save raises a RuntimeError
+    whose context is the OSError (disk full) or the KeyboardInterrupt, PyAV a callback error whose cause is
+    the OSError."""
     seen: set[int] = set()
     while e is not None and id(e) not in seen:
-        if isinstance(e, kind):
+        if isinstance(e, kind) and (where is None or where(e)):
             return e
         seen.add(id(e))
         e = e.__cause__ or e.__context__
@@ -121,6 +122,6 @@ def in_chain(e: Optional[BaseException], kind: type[_E]) -> Optional[_E]:
 
 
 def no_room(e: Optional[BaseException]) -> Optional[OSError]:
-    """The OSError among `e` and its causes that says the disk (quota, file-size limit) is full, or None."""
-    err = in_chain(e, OSError)
-    return err if err is not None and err.errno in NO_ROOM_ERRNOS else None
+    """The OSError among `e` and its causes that says the disk (quota, file-size limit) is full, or None;
+    looked for along the whole chain, past any other OSError a library raised on top of it."""
+    return in_chain(e, OSError, lambda err: err.errno in NO_ROOM_ERRNOS)

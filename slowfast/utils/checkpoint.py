@@ -27,7 +27,7 @@ from slowfast.config.choices import OPERATOR_FIELDS, OPERATOR_WEIGHT_FIELDS
 from slowfast.errors import UserError
 from slowfast.utils import distributed as du
 from slowfast.utils import env as envu
-from slowfast.utils.atomic import NO_ROOM_ERRNOS, atomic_torch_save, in_chain
+from slowfast.utils.atomic import atomic_torch_save, in_chain, no_room
 from slowfast.utils.checkpoint_files import CHECKPOINT_NAME, checkpoint_dir, checkpoint_path, list_checkpoints
 
 __all__ = [
@@ -109,11 +109,11 @@ def _write(state: dict, path: str, output_dir: str, epoch: int) -> None:
     try:
         atomic_torch_save(state, path)
     except (OSError, RuntimeError) as e:
-        os_error = in_chain(e, OSError)
+        full = no_room(e)
+        os_error = full or in_chain(e, OSError)
         if os_error is None:
             raise
         reason = os_error.strerror or type(os_error).__name__
-        full = os_error.errno in NO_ROOM_ERRNOS
         what, fix = ("disk full", "make room") if full else ("cannot write", "fix the folder")
         kept, go_on = _kept(output_dir, epoch)
         raise CheckpointWriteError(f"{what} while saving {path} ({reason}); {kept}: {fix}, then rerun the same "
