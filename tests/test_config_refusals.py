@@ -178,6 +178,15 @@ def test_a_clip_norm_that_yaml_reads_as_a_string_becomes_a_number(tmp_path):
         load(str(path))
 
 
+def test_a_clip_norm_read_as_a_string_can_be_set_again_by_a_later_file_or_option(tmp_path):
+    base, child = tmp_path / "base.yaml", tmp_path / "child.yaml"
+    base.write_text("SOLVER:\n  CLIP_GRAD_L2NORM: 1e-1\n")  # a string to YAML 1.1
+    child.write_text("SOLVER:\n  CLIP_GRAD_L2NORM: 0.5\n")
+    assert load([str(base), str(child)]).SOLVER.CLIP_GRAD_L2NORM == 0.5
+    assert load([str(base)], ["SOLVER.CLIP_GRAD_L2NORM", "2.0"]).SOLVER.CLIP_GRAD_L2NORM == 2.0
+    assert load([str(child), str(base)]).SOLVER.CLIP_GRAD_L2NORM == pytest.approx(0.1)
+
+
 @pytest.mark.parametrize("text, repeated", [
     ("SOLVER:\n  BASE_LR: 0.1\nDATA:\n  NUM_FRAMES: 4\nSOLVER:\n  MAX_EPOCH: 2\n", "key SOLVER is repeated (lines 1 and 5)"),
     ("MODEL:\n  CUSTOM_CLIP:\n    SEED: 1\n    SEED: 2\n", "key MODEL.CUSTOM_CLIP.SEED is repeated (lines 3 and 4)"),

@@ -65,6 +65,11 @@ def _type_name(v: Any) -> str:
     return "None" if v is None else type(v).__name__
 
 
+# Numeric keys whose default is None (off): a string value that reads as a number is stored as one when
+# merged, so that a later file or option can set it again with a number.
+_NUMBERS_OFF_BY_DEFAULT = frozenset({"SOLVER.CLIP_GRAD_L2NORM"})
+
+
 def _coerce(value: Any, default: Any, key: str, source: str) -> Any:
     """Return `value` converted to the type of `default`, or raise a ConfigError naming both types."""
     if isinstance(value, CfgNode) or isinstance(default, CfgNode):
@@ -76,6 +81,11 @@ def _coerce(value: Any, default: Any, key: str, source: str) -> Any:
         # that may be None (only those whose default is None or a string path/choice).
         if value is None and default is not None and not isinstance(default, str):
             raise ConfigError(f"config key {key}{source}: expected {_type_name(default)}, got None")
+        if key in _NUMBERS_OFF_BY_DEFAULT and isinstance(value, str):  # YAML 1.1 reads "1e-1" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass  # refused by the range table, naming the key and the value
         return value
     if isinstance(default, bool):
         if isinstance(value, bool):
@@ -263,17 +273,6 @@ def _assert_ordered(cfg: CfgNode) -> None:
         raise ConfigError(f"TRAIN.LINEAR_CONNECT_SAMPLE_L ({low}) must be <= TRAIN.LINEAR_CONNECT_SAMPLE_R ({high})")
 
 
-def _infer_numbers(cfg: CfgNode) -> None:
-    """YAML 1.1 reads a number without a dot ("1e-1") as a string: a key whose default is None gets no float
-    conversion when merged, so SOLVER.CLIP_GRAD_L2NORM is converted here."""
-    value = cfg.SOLVER.CLIP_GRAD_L2NORM
-    if isinstance(value, str):
-        try:
-            cfg.SOLVER.CLIP_GRAD_L2NORM = float(value)
-        except ValueError:
-            pass  # refused by the table, naming the key and the value
-
-
 def _assert_ranges(cfg: CfgNode) -> None:
     """Every numeric key against its rule in `ranges.RANGES` (finite, >= 0, in [0, 1], an integer >= 1, ...)."""
     problem = ranges.first_violation(cfg)
@@ -312,7 +311,6 @@ def assert_and_infer_cfg(cfg: CfgNode) -> CfgNode:
     """
     _assert_choices(cfg)
     _infer_temporal_type(cfg)
-    _infer_numbers(cfg)
     _assert_ranges(cfg)
     _assert_model(cfg)
     _assert_ordered(cfg)
