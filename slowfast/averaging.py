@@ -218,22 +218,23 @@ def _load_mmap(path: str) -> object:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _read_model_state(path: str) -> tuple[Optional[dict[str, torch.Tensor]], Optional[int], str]:
-    """(model_state, epoch, "") for a checkpoint, or (None, None, reason) for a file that is not one."""
+def _read_model_state(path: str) -> tuple[Optional[dict[str, torch.Tensor]], Optional[int], str, Optional[str]]:
+    """(model_state, epoch, "", stored training config) for a checkpoint, or (None, None, reason, None) for
+    a file that is not one; the config is None for a checkpoint that stores none."""
     try:
         obj = _load_mmap(path)
     except Exception as e:  # truncated, not a torch file, or holds objects weights_only refuses
         if in_chain(e, KeyboardInterrupt) is not None:  # Ctrl-C while torch read the file: not the file's fault
             raise KeyboardInterrupt from None
         first = str(e).splitlines()[0] if str(e) else ""
-        return None, None, f"unreadable ({type(e).__name__}: {first[:200]})"
+        return None, None, f"unreadable ({type(e).__name__}: {first[:200]})", None
     if not isinstance(obj, Mapping) or "model_state" not in obj:
-        return None, None, "no 'model_state' entry"
+        return None, None, "no 'model_state' entry", None
     state = obj["model_state"]
     if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        return None, None, "'model_state' is not a non-empty dict of tensors"
-    epoch = obj.get("epoch")
-    return dict(state), (int(epoch) if isinstance(epoch, int) else None), ""
+        return None, None, "'model_state' is not a non-empty dict of tensors", None
+    epoch, cfg = obj.get("epoch"), obj.get("cfg")
+    return dict(state), (int(epoch) if isinstance(epoch, int) else None), "", (cfg if isinstance(cfg, str) else None)
 
 
 def _spec(state: Mapping[str, torch.Tensor]) -> dict[str, TensorSpec]:
@@ -350,7 +351,7 @@ def _scan_checkpoints(candidates: list[Source], notes: list[str], skip_unreadabl
     ref_path = ""
     first_config: Optional[tuple[dict, str]] = None  # (stored config, path) of the first checkpoint storing one
     for src in candidates:
-        state, epoch, reason = _read_model_state(src.path)
+        state, epoch, reason, stored_cfg = _read_model_state(src.path)
         if state is None:
             if not skip_unreadable:
                 raise WeightAveragingError(
@@ -365,7 +366,7 @@ def _scan_checkpoints(candidates: list[Source], notes: list[str], skip_unreadabl
             )
         spec = _spec(state)
         del state
-        first_config = _check_same_model(first_config, src.path)
+        first_config = _check_same_model(first_config, stored_cfg, src.path)
         if reference is None:
             reference, ref_path = spec, src.path
         else:
@@ -374,12 +375,12 @@ def _scan_checkpoints(candidates: list[Source], notes: list[str], skip_unreadabl
     return checkpoints, reference, ref_path
 
 
-def _check_same_model(first: Optional[tuple[dict, str]], path: str) -> Optional[tuple[dict, str]]:
+def _check_same_model(first: Optional[tuple[dict, str]], text: Optional[str], path: str) -> Optional[tuple[dict, str]]:
     """Refuse a checkpoint whose stored config names another model than the first checkpoint's, on the
     model-defining keys testing compares (`slowfast.utils.checkpoint.model_key_mismatches`): the tensors of
     two models may have the same names and shapes, and their average would be labelled as the last one's
-    model. Returns the reference config (this checkpoint's when it is the first to store one)."""
-    text, _ = _stored_record(path)
+    model. `text` is the config `path` stores. Returns the reference config (this checkpoint's when it is
+    the first to store one)."""
     config = cu.checkpoint_config({"cfg": text})
     if config is None:  # written by an older version: nothing to compare
         return first
@@ -513,7 +514,7 @@ def format_plan(plan: AveragingPlan) -> str:
 def _load_source(src: Source) -> dict[str, torch.Tensor]:
     if src.is_raw_clip:
         return {CLIP_PREFIX + k: v for k, v in read_state_dict(src.path).items()}
-    state, _, reason = _read_model_state(src.path)
+    state, _, reason, _ = _read_model_state(src.path)
     if state is None:  # the file changed since planning
         raise WeightAveragingError(f"{src.path}: {reason}")
     return state
@@ -586,7 +587,9 @@ def _stored_record(path: str) -> tuple[Optional[str], Optional[dict]]:
     for an entry it lacks."""
     try:
         obj = _load_mmap(path)
-    except Exception:  # the file was readable when planned; a later failure shows in the model state
+    except Exception as e:  # the file was readable when planned; a later failure shows in the model state
+        if in_chain(e, KeyboardInterrupt) is not None:
+            raise KeyboardInterrupt from None
         return None, None
     cfg = obj.get("cfg") if isinstance(obj, Mapping) else None
     env = obj.get("env") if isinstance(obj, Mapping) else None
@@ -702,7 +705,7 @@ def patch_checkpoint(checkpoint: str, clip: str, ratio: float, output: str) -> s
     for role, given in (("--patch", checkpoint), ("--clip", clip)):
         if os.path.exists(output) and os.path.samefile(output, given):
             raise WeightAveragingError(f"--output {output} is the {role} input; write the patched file elsewhere")
-    state, _, reason = _read_model_state(checkpoint)
+    state, _, reason, _ = _read_model_state(checkpoint)
     if state is None:
         raise WeightAveragingError(f"{checkpoint}: not a checkpoint: {reason}")
     clip_state = read_state_dict(clip)
