@@ -15,7 +15,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
-__all__ = ["UserError", "one_line", "cli_main", "mute_cleanup_errors", "release_after_interrupt", "INTERRUPTED_EXIT_CODE"]
+__all__ = ["UserError", "Interrupted", "one_line", "cli_main", "mute_cleanup_errors", "release_after_interrupt",
+           "INTERRUPTED_EXIT_CODE"]
 
 INTERRUPTED_EXIT_CODE = 130  # the shell's convention for a command stopped by Ctrl-C (SIGINT)
 
@@ -24,6 +25,10 @@ class UserError(Exception):
     """A problem with the user's input, reported as one line without a traceback."""
 
     exit_code = 1  # the command's exit status when this error stops it
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with the line `cli_main` prints in place of its default: what the command kept and how to go on."""
 
 
 def one_line(e: BaseException) -> str:
@@ -67,7 +72,7 @@ MainFunction = Callable[[Optional[Sequence[str]]], Optional[int]]
 def cli_main(interrupted: str = "interrupted") -> Callable[[MainFunction], Callable[..., int]]:
     """Decorator of a command's `main(argv=None)`: its return value is the exit status (None: 0); a
     `UserError` prints `error: <one line>` on stderr and returns its `exit_code`; Ctrl-C prints
-    `interrupted` (what to do next) and returns 130."""
+    `interrupted` (what to do next), or the line of an `Interrupted` the command raised, and returns 130."""
     def decorate(main: MainFunction) -> Callable[..., int]:
         @functools.wraps(main)
         def run(argv: Optional[Sequence[str]] = None) -> int:
@@ -76,10 +81,11 @@ def cli_main(interrupted: str = "interrupted") -> Callable[[MainFunction], Calla
             except UserError as e:
                 print(f"error: {one_line(e)}", file=sys.stderr)
                 return e.exit_code
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as e:
                 hook = mute_cleanup_errors()
+                line = str(e) if isinstance(e, Interrupted) and str(e) else interrupted
             release_after_interrupt(hook)  # once the interrupted frames (and what they half-built) are gone
-            print(interrupted, file=sys.stderr)
+            print(line, file=sys.stderr)
             return INTERRUPTED_EXIT_CODE
 
         return run

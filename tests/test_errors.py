@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from slowfast.errors import INTERRUPTED_EXIT_CODE, UserError, cli_main
+from slowfast.errors import INTERRUPTED_EXIT_CODE, Interrupted, UserError, cli_main
 
 
 class HalfBuilt:
@@ -35,6 +35,24 @@ def test_ctrl_c_prints_only_its_one_line_even_when_a_half_built_object_fails_to_
     assert (code, err) == (INTERRUPTED_EXIT_CODE, "interrupted: rerun the same command")
     assert printed == []
     assert sys.unraisablehook is recorder  # restored for the rest of the process
+
+
+@pytest.mark.parametrize("cycle", [False, True])
+def test_a_command_can_say_what_its_ctrl_c_kept_and_half_built_objects_stay_quiet(monkeypatch, run_cli, cycle):
+    printed = []
+    monkeypatch.setattr(sys, "unraisablehook", printed.append)
+
+    @cli_main("interrupted (the default line)")
+    def main(argv=None):
+        try:
+            HalfBuilt(cycle)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted: epochs 1-2 are kept; rerun to go on") from None
+
+    code, err = run_cli(main, [])
+    gc.collect()
+    assert (code, err) == (INTERRUPTED_EXIT_CODE, "interrupted: epochs 1-2 are kept; rerun to go on")
+    assert printed == []
 
 
 def test_a_user_error_is_one_line_with_its_exit_status(run_cli):

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from slowfast.errors import INTERRUPTED_EXIT_CODE, cli_main, mute_cleanup_errors, release_after_interrupt
+from slowfast.errors import Interrupted, cli_main
 from slowfast.paths import REPO_ROOT as ROOT
 from slowfast.utils.atomic import atomic_savefig, atomic_write_text
 from slowfast.utils.checkpoint_files import CHECKPOINT_NAME, list_checkpoints
@@ -342,10 +342,7 @@ def main(argv=None) -> int:
     try:
         return _run(args, runs)
     except KeyboardInterrupt:
-        hook = mute_cleanup_errors()
-    release_after_interrupt(hook)  # once the interrupted frames (and what they half-built) are gone
-    print(interrupted_line(runs, args.out), file=sys.stderr)
-    return INTERRUPTED_EXIT_CODE
+        raise Interrupted(interrupted_line(runs, args.out)) from None
 
 
 if __name__ == "__main__":

@@ -9,10 +9,9 @@ Ctrl-C stops the run with one line saying what was kept and how to go on, and ex
 """
 
 import signal
-import sys
 from typing import Any, Optional
 
-from slowfast.errors import INTERRUPTED_EXIT_CODE, UserError, cli_main
+from slowfast.errors import Interrupted, UserError, cli_main
 from slowfast.utils.interrupts import CtrlC, install_ctrl_c
 
 # The run the no-config message suggests: the embedded demo's (its data is what `make demo` writes).
@@ -63,8 +62,7 @@ def main(argv=None) -> int:
     except BaseException as e:
         if not ctrl_c.pressed or isinstance(e, SystemExit):
             raise
-        print(interrupted_line(loaded["cfg"]), file=sys.stderr)
-        return INTERRUPTED_EXIT_CODE
+        raise Interrupted(interrupted_line(loaded["cfg"])) from None
     finally:
         signal.signal(signal.SIGINT, previous)
     return 0
