@@ -275,6 +275,18 @@ def test_no_room_finds_the_full_disk_behind_another_os_error():
     assert no_room(RuntimeError("no OSError at all")) is None
 
 
+def test_ctrl_c_that_torch_save_reports_as_a_failed_write_stays_a_ctrl_c(monkeypatch, tmp_path):
+    def interrupted_save(obj, path):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:  # as torch.save's zip writer does when its clean-up fails after the interrupt
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos") from None
+
+    monkeypatch.setattr(cu, "atomic_torch_save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        cu._write({}, str(tmp_path / "checkpoint_epoch_00001.pyth"), str(tmp_path), 0)
+
+
 def test_atomic_path_replaces_the_target_only_on_success(tmp_path):
     target = tmp_path / "video.mp4"
     target.write_bytes(b"old")

@@ -39,6 +39,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
 class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be read or does not fit the model; the message names the file."""
 
@@ -46,10 +47,6 @@ class CheckpointError(UserError, RuntimeError):
 class CheckpointWriteError(CheckpointError):
     """A checkpoint that must not or could not be written (weights not finite, no room on the disk); the
     message names the file, the cause and the last complete checkpoint, which is kept."""
-
-
-# Errors of a write that ran out of room: disk full, quota exceeded, file larger than the file system (or the
-# process's file-size limit) allows.
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -109,6 +106,8 @@ def _write(state: dict, path: str, output_dir: str, epoch: int) -> None:
     try:
         atomic_torch_save(state, path)
     except (OSError, RuntimeError) as e:
+        if in_chain(e, KeyboardInterrupt) is not None:  # torch.save reports Ctrl-C as a failed write
+            raise KeyboardInterrupt from None
         full = no_room(e)
         os_error = full or in_chain(e, OSError)
         if os_error is None:
