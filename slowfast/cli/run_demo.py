@@ -28,7 +28,7 @@ from typing import Any
 from slowfast.errors import Interrupted, cli_main
 from slowfast.paths import REPO_ROOT as ROOT
 from slowfast.utils.atomic import atomic_savefig, atomic_write_text
-from slowfast.utils.checkpoint_files import CHECKPOINT_NAME, list_checkpoints
+from slowfast.utils.checkpoint_files import checkpoint_epochs
 
 # (folder under OUT, label, short name, config)
 RUNS = (
@@ -91,9 +91,8 @@ def _config(cfg_file: str, out_dir: str, data_dir: str, opts: list):
 
 def kept_epochs(run_dir: str) -> int:
     """The newest epoch checkpointed in `run_dir` (0: none)."""
-    found = list_checkpoints(run_dir)
-    match = CHECKPOINT_NAME.match(os.path.basename(found[-1])) if found else None
-    return int(match.group(1)) if match else 0
+    found = checkpoint_epochs(run_dir)
+    return found[-1][0] if found else 0
 
 
 def _resumable(run_dir: str, cfg, label: str) -> int:
@@ -198,7 +197,10 @@ def epoch_curves(run_dir: str) -> list[dict]:
 
     epochs: dict[int, dict] = {}
     path = os.path.join(run_dir, "json_stats.log")
-    lines = open(path, encoding="utf-8").read().splitlines() if os.path.isfile(path) else []
+    lines = []
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
     for line in lines:
         try:
             s = json.loads(line)

@@ -28,7 +28,7 @@ from slowfast.errors import UserError
 from slowfast.utils import distributed as du
 from slowfast.utils import env as envu
 from slowfast.utils.atomic import atomic_torch_save, in_chain, no_room
-from slowfast.utils.checkpoint_files import CHECKPOINT_NAME, checkpoint_dir, checkpoint_path, list_checkpoints
+from slowfast.utils.checkpoint_files import checkpoint_dir, checkpoint_epochs, checkpoint_path, list_checkpoints
 
 __all__ = [
     "CheckpointError", "CheckpointWriteError", "first_nonfinite", "checkpoint_dir", "checkpoint_path", "list_checkpoints", "last_checkpoint",
@@ -93,8 +93,7 @@ def first_nonfinite(state: Mapping[str, Any]) -> Optional[str]:
 def _kept(output_dir: str, epoch: int) -> tuple[str, str]:
     """(what is kept, how to go on) for a message about the failed save of 0-based `epoch`: the newest
     checkpoint before it (the files on disk are complete, being written atomically)."""
-    earlier = [p for p in list_checkpoints(output_dir)
-               if (m := CHECKPOINT_NAME.match(os.path.basename(p))) and int(m.group(1)) <= epoch]
+    earlier = [path for number, path in checkpoint_epochs(output_dir) if number <= epoch]
     if earlier:
         return f"the last complete checkpoint is {earlier[-1]}", "resume from it"
     return "no checkpoint was saved before", "start over"

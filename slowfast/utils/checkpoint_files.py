@@ -23,10 +23,16 @@ def checkpoint_path(output_dir: str, epoch: int) -> str:
     return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch + 1:05d}.pyth")
 
 
-def list_checkpoints(output_dir: str) -> list[str]:
-    """Checkpoint files in OUTPUT_DIR/checkpoints, oldest epoch first (by the number, not the string)."""
+def checkpoint_epochs(output_dir: str) -> list[tuple[int, str]]:
+    """(epoch as in the file name, 1-based; path) of each checkpoint in OUTPUT_DIR/checkpoints, oldest first
+    (by the number, not the string)."""
     d = checkpoint_dir(output_dir)
     if not os.path.isdir(d):
         return []
     found = [(int(m.group(1)), name) for name in os.listdir(d) if (m := CHECKPOINT_NAME.match(name))]
-    return [os.path.join(d, name) for _, name in sorted(found)]
+    return [(epoch, os.path.join(d, name)) for epoch, name in sorted(found)]
+
+
+def list_checkpoints(output_dir: str) -> list[str]:
+    """Checkpoint files in OUTPUT_DIR/checkpoints, oldest epoch first (by the number, not the string)."""
+    return [path for _, path in checkpoint_epochs(output_dir)]
