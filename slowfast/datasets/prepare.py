@@ -258,12 +258,15 @@ def prepare_kinetics(
     classes, index = _kinetics_class_index(annotations, sources, class_index)
     summary: dict = {"classes": len(classes), "missing": {}, "duplicates": {}}
     lists = {}
+    found: dict[tuple[str, str], tuple[list, int]] = {}  # (annotation file, folder): test.csv from val is checked once
     for split, rows in annotations.items():
         folder = dirs["val"] if (split == "test" and not test) else dirs[split]
-        out_rows = [(_kinetics_path(pattern, r, folder), index[r["label"]]) for r in rows]
-        lists[split], summary["missing"][split] = _present(
-            out_rows, video_root, f"{sources[split]} ({split})", "the video folder, the file-name pattern and "
-            "the split folder names")
+        if (sources[split], folder) not in found:
+            out_rows = [(_kinetics_path(pattern, r, folder), index[r["label"]]) for r in rows]
+            found[sources[split], folder] = _present(
+                out_rows, video_root, f"{sources[split]} ({split})", "the video folder, the file-name pattern and "
+                "the split folder names")
+        lists[split], summary["missing"][split] = found[sources[split], folder]
         summary["duplicates"][split] = read[sources[split]][1]
     written = _write_lists({os.path.join(out_dir, f"{split}.csv"): rows for split, rows in lists.items()})
     summary.update({split: written[os.path.join(out_dir, f"{split}.csv")] for split in lists})
@@ -589,11 +592,12 @@ def prepare_ssv2(
     sources = {"train": train_json, "val": validation_json, "test": validation_json}
     read = {p: _ssv2_rows(p, index, extension) for p in dict.fromkeys(sources.values()) if p}
     summary: dict = {"classes": len(classes), "missing": {}}
+    found = {path: _present(rows, video_root, f"{path} ({next(s for s, p in sources.items() if p == path)})",
+                            "the video folder and the file extension") for path, rows in read.items()}
     lists = {}
     for split, path in sources.items():
         if path:
-            lists[split], missing = _present(read[path], video_root, f"{path} ({split})",
-                                             "the video folder and the file extension")
+            lists[split], missing = found[path]  # val and test: one file, checked once
             if video_root is not None:
                 summary["missing"][split] = missing
     written = _write_lists({os.path.join(out_dir, f"{split}.csv"): rows for split, rows in lists.items()})
