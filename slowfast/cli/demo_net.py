@@ -75,8 +75,9 @@ def main(argv=None) -> int:
         if len(videos) != 1:
             raise UserError("--output draws on a single video; use --csv for a folder")
         check_annotated_output(args.output, videos, args.force)
-    if predictions_csv_path(args):
-        check_predictions_csv(predictions_csv_path(args), videos)
+    csv_path = predictions_csv_path(args)
+    if csv_path:
+        check_predictions_csv(csv_path, videos)
     check_checkpoint_file(args.checkpoint, f"--checkpoint {args.checkpoint}")
     clf = VideoClassifier.from_config(args.cfg_files, checkpoint=args.checkpoint or None, opts=args.opts)
     preds = clf.classify(videos, classes, top_k=top_k)
